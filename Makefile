@@ -1,0 +1,99 @@
+# sgprobe — a plain Makefile. Dependencies come from pkg-config; missing Debian
+# packages are installed by scripts/deps.sh (run by `make deps`, which `test`,
+# `demo` and `bench` depend on).
+#
+#   make                 build the release binaries into build/
+#   make SANITIZER=address,undefined   build with sanitizers into build-san/
+#   make test            the whole suite (sanitized build), ends with "N passed, N failed"
+#   make demo            the AFIRGen lab in network namespaces, and the matrix
+#   make bench           the benchmarks of bench/ (figures in docs/benchmarks.md)
+
+PKG_CONFIG ?= pkg-config
+CC ?= cc
+SANITIZER ?=
+PKGS := libuv libcjson libcurl openssl libh2o
+
+ifeq ($(SANITIZER),)
+BUILD ?= build
+SANFLAGS :=
+OPT ?= -O2
+else
+BUILD ?= build-san
+SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPT ?= -O1
+endif
+
+# pkg-config is only asked when its answer is needed, so that `make deps` and
+# `make clean` work on a machine that has none of the libraries yet.
+DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+DEP_LIBS = $(shell $(PKG_CONFIG) --libs libuv libcjson libcurl openssl)
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
+
+CFLAGS ?= $(OPT) -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Iinclude $(DEP_CFLAGS) $(SANFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+
+LIB_SRC := $(wildcard lib/*.c)
+AGENT_SRC := $(wildcard agent/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+AGENT_OBJ := $(AGENT_SRC:%.c=$(BUILD)/%.o)
+AGENT_LIB_OBJ := $(filter-out $(BUILD)/agent/main.o,$(AGENT_OBJ))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test demo bench fuzz clean format check-format
+all: $(BUILD)/sgprobe-agent $(BUILD)/labd $(UNIT_BIN)
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/%.o: %.c $(wildcard include/sgprobe/*.h agent/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libsgprobe.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libagent.a: $(AGENT_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/sgprobe-agent: $(BUILD)/agent/main.o $(BUILD)/libagent.a $(BUILD)/libsgprobe.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+$(BUILD)/labd: tests/lab/labd.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(shell $(PKG_CONFIG) --libs openssl)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libagent.a $(BUILD)/libsgprobe.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS) $(CMOCKA_LIBS)
+
+# The suite runs against the sanitized build: every test also checks memory safety.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined all
+	@sh tests/run.sh build-san
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/lab/demo.sh build
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@sh bench/run.sh build
+
+fuzz:
+	@echo "fuzz: no fuzz targets yet" >&2
+
+format:
+	clang-format -i $(LIB_SRC) $(AGENT_SRC) $(UNIT_SRC) include/sgprobe/*.h agent/*.h tests/lab/labd.c
+
+check-format:
+	@clang-format --dry-run -Werror $(LIB_SRC) $(AGENT_SRC) $(UNIT_SRC) include/sgprobe/*.h agent/*.h tests/lab/labd.c
+
+clean:
+	rm -rf build build-san
