@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential pkg-config libuv1-dev libcjson-dev libcurl4-openssl-dev libssl-dev
 libh2o-dev libcmocka-dev nftables nmap iproute2 clang-format openssl ca-certificates
-procps"
+procps jq python3 bash"
 
 missing=""
 for p in $PKGS; do
@@ -25,4 +25,4 @@ echo "deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2 || apt-get update >&2
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >&2
+apt-get install -y -qq --no-install-recommends $missing >/tmp/sgprobe-apt.log 2>&1 || { cat /tmp/sgprobe-apt.log >&2; exit 1; }

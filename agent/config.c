@@ -1,0 +1,248 @@
+/*
+ * config: flags and SGPROBE_* environment variables.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "probe.h"
+
+enum {
+	OPT_ONCE = 256,
+	OPT_MATRIX,
+	OPT_ROLE,
+	OPT_FORMAT,
+	OPT_FAIL_ON,
+	OPT_TIMEOUT_MS,
+	OPT_CONCURRENCY,
+	OPT_RATE,
+	OPT_PER_HOST,
+	OPT_PROBE_CA_FILE,
+	OPT_AGENT_ADDRESS,
+	OPT_HELP,
+};
+
+/* Each option: its flag, its environment variable. */
+static const struct option options[] = {
+    {"once", no_argument, NULL, OPT_ONCE},
+    {"matrix", required_argument, NULL, OPT_MATRIX},
+    {"role", required_argument, NULL, OPT_ROLE},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"fail-on", required_argument, NULL, OPT_FAIL_ON},
+    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
+    {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"per-host", required_argument, NULL, OPT_PER_HOST},
+    {"probe-ca-file", required_argument, NULL, OPT_PROBE_CA_FILE},
+    {"agent-address", required_argument, NULL, OPT_AGENT_ADDRESS},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *const env_names[] = {
+    [OPT_ONCE - OPT_ONCE] = "SGPROBE_ONCE",
+    [OPT_MATRIX - OPT_ONCE] = "SGPROBE_MATRIX",
+    [OPT_ROLE - OPT_ONCE] = "SGPROBE_ROLE",
+    [OPT_FORMAT - OPT_ONCE] = "SGPROBE_FORMAT",
+    [OPT_FAIL_ON - OPT_ONCE] = "SGPROBE_FAIL_ON",
+    [OPT_TIMEOUT_MS - OPT_ONCE] = "SGPROBE_TIMEOUT_MS",
+    [OPT_CONCURRENCY - OPT_ONCE] = "SGPROBE_CONCURRENCY",
+    [OPT_RATE - OPT_ONCE] = "SGPROBE_RATE",
+    [OPT_PER_HOST - OPT_ONCE] = "SGPROBE_PER_HOST",
+    [OPT_PROBE_CA_FILE - OPT_ONCE] = "SGPROBE_PROBE_CA_FILE",
+    [OPT_AGENT_ADDRESS - OPT_ONCE] = "SGPROBE_AGENT_ADDRESS",
+};
+
+void config_usage(FILE *f)
+{
+	fputs("usage: sgprobe-agent --once --matrix FILE --role ROLE [options]\n"
+	      "\n"
+	      "Probes every path of ROLE's plan in the intended matrix FILE once, prints\n"
+	      "the verdicts, and exits 0 when all are ok or unverified, 1 otherwise,\n"
+	      "2 on a usage or configuration error.\n"
+	      "\n"
+	      "  --once                 probe the plan once and exit (SGPROBE_ONCE=1)\n"
+	      "  --matrix FILE          the intended matrix (SGPROBE_MATRIX)\n"
+	      "  --role ROLE            this task's role in the matrix (SGPROBE_ROLE)\n"
+	      "  --format F             table, json or junit; default table (SGPROBE_FORMAT)\n"
+	      "  --fail-on LIST         verdicts that fail the run, comma-separated; default\n"
+	      "                         violation,blocked,tls_failed,no_listener,inconclusive\n"
+	      "                         (SGPROBE_FAIL_ON)\n"
+	      "  --timeout-ms N         connect and TLS timeout; default the matrix's\n"
+	      "                         probe.timeout_ms (SGPROBE_TIMEOUT_MS)\n"
+	      "  --concurrency N        probes in flight at most; default 256\n"
+	      "                         (SGPROBE_CONCURRENCY)\n"
+	      "  --rate N               new probes per second; 0 = no limit; default 100\n"
+	      "                         (SGPROBE_RATE)\n"
+	      "  --per-host N           probes in flight to one address; 0 = no limit;\n"
+	      "                         default 4 (SGPROBE_PER_HOST)\n"
+	      "  --probe-ca-file FILE   CA certificates for TLS probes; default the system\n"
+	      "                         store (SGPROBE_PROBE_CA_FILE)\n"
+	      "  --agent-address ADDR   this task's own address, never probed\n"
+	      "                         (SGPROBE_AGENT_ADDRESS)\n"
+	      "  --help                 this text\n",
+	      f);
+}
+
+uint32_t config_default_fail_on(void)
+{
+	uint32_t set = 0;
+	int v;
+
+	for (v = 0; v < VERDICT_COUNT_ORDERED; v++) {
+		if (v != VERDICT_OK && v != VERDICT_UNVERIFIED)
+			set |= 1u << v;
+	}
+	return set;
+}
+
+int config_parse_fail_on(const char *list, uint32_t *out, char *err, size_t errlen)
+{
+	char *copy, *tok, *save = NULL;
+	uint32_t set = 0;
+	int result = 0;
+
+	copy = strdup(list);
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		verdict_t v;
+
+		while (*tok == ' ')
+			tok++;
+		if (verdict_parse(tok, &v) || v >= VERDICT_COUNT_ORDERED) {
+			snprintf(err, errlen,
+			         "--fail-on: unknown verdict '%s' (one of ok, unverified, "
+			         "inconclusive, no_listener, tls_failed, blocked, violation)",
+			         tok);
+			result = -EINVAL;
+			break;
+		}
+		set |= 1u << v;
+	}
+	free(copy);
+	if (!result)
+		*out = set;
+	return result;
+}
+
+static int parse_uint(const char *flag, const char *s, unsigned min, unsigned max, unsigned *out,
+                      char *err, size_t errlen)
+{
+	char *end = NULL;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (!*s || *s == '-' || *s == '+' || errno || *end || v < min || v > max) {
+		snprintf(err, errlen, "--%s: '%s' is not an integer in %u-%u", flag, s, min, max);
+		return -EINVAL;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int apply(config_t *cfg, int opt, const char *val, char *err, size_t errlen)
+{
+	const char *flag = options[opt - OPT_ONCE].name;
+
+	switch (opt) {
+	case OPT_ONCE:
+		if (val && strcmp(val, "1") && strcmp(val, "true") && strcmp(val, "0") &&
+		    strcmp(val, "false")) {
+			snprintf(err, errlen, "SGPROBE_ONCE: '%s' is not 1, true, 0 or false", val);
+			return -EINVAL;
+		}
+		cfg->once = !val || !strcmp(val, "1") || !strcmp(val, "true");
+		return 0;
+	case OPT_MATRIX:
+		cfg->matrix = val;
+		return 0;
+	case OPT_ROLE:
+		cfg->role = val;
+		return 0;
+	case OPT_FORMAT:
+		if (output_parse_format(val, &cfg->format)) {
+			snprintf(err, errlen, "--format: '%s' is not table, json or junit", val);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_FAIL_ON:
+		return config_parse_fail_on(val, &cfg->fail_on, err, errlen);
+	case OPT_TIMEOUT_MS:
+		return parse_uint(flag, val, 1, 600000, &cfg->timeout_ms, err, errlen);
+	case OPT_CONCURRENCY:
+		return parse_uint(flag, val, 1, 65536, &cfg->concurrency, err, errlen);
+	case OPT_RATE:
+		return parse_uint(flag, val, 0, 1000000, &cfg->rate, err, errlen);
+	case OPT_PER_HOST:
+		return parse_uint(flag, val, 0, 65536, &cfg->per_host, err, errlen);
+	case OPT_PROBE_CA_FILE:
+		cfg->probe_ca_file = val;
+		return 0;
+	case OPT_AGENT_ADDRESS:
+		cfg->agent_address = val;
+		return 0;
+	case OPT_HELP:
+		cfg->help = true;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int config_parse(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+	int opt, result;
+	size_t i;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->format = OUTPUT_TABLE;
+	cfg->fail_on = config_default_fail_on();
+	cfg->concurrency = PROBE_DEFAULT_CONCURRENCY;
+	cfg->rate = PROBE_DEFAULT_RATE;
+	cfg->per_host = PROBE_DEFAULT_PER_HOST;
+
+	for (i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++) {
+		const char *val = getenv(env_names[i]);
+
+		if (!val || !*val)
+			continue;
+		result = apply(cfg, (int)i + OPT_ONCE, val, err, errlen);
+		if (result) {
+			/* Name the variable, not the flag, so the user finds it. */
+			char msg[CONFIG_ERR_MAX];
+
+			snprintf(msg, sizeof(msg), "%s", err);
+			snprintf(err, errlen, "%s (from %s)", msg, env_names[i]);
+			return result;
+		}
+	}
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		if (opt == '?') {
+			if (optopt)
+				snprintf(err, errlen, "unknown option or missing value: %s",
+				         argv[optind - 1]);
+			else
+				snprintf(err, errlen, "unknown option: %s", argv[optind - 1]);
+			return -EINVAL;
+		}
+		if (opt == ':') {
+			snprintf(err, errlen, "%s needs a value", argv[optind - 1]);
+			return -EINVAL;
+		}
+		result = apply(cfg, opt, opt == OPT_ONCE ? NULL : optarg, err, errlen);
+		if (result)
+			return result;
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument: %s", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}

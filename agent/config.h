@@ -1,0 +1,50 @@
+/*
+ * config: the agent's flags and their SGPROBE_* environment equivalents.
+ * A flag wins over its environment variable; every value is validated and a bad
+ * one is an error naming the flag.
+ */
+#ifndef SGPROBE_CONFIG_H
+#define SGPROBE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "output.h"
+
+#define CONFIG_ERR_MAX 256
+
+typedef struct {
+	bool once;
+	bool help;
+	const char *matrix;        /* --matrix, SGPROBE_MATRIX */
+	const char *role;          /* --role, SGPROBE_ROLE */
+	output_format_t format;    /* --format, SGPROBE_FORMAT */
+	uint32_t fail_on;          /* --fail-on: bit (1 << verdict) per failing verdict */
+	unsigned timeout_ms;       /* --timeout-ms; 0 = the plan's */
+	unsigned concurrency;      /* --concurrency */
+	unsigned rate;             /* --rate; 0 = no limit */
+	unsigned per_host;         /* --per-host; 0 = no limit */
+	const char *probe_ca_file; /* --probe-ca-file; NULL = the system store */
+	const char *agent_address; /* --agent-address */
+} config_t;
+
+/** The default --fail-on set: every verdict but ok and unverified. */
+uint32_t config_default_fail_on(void);
+
+/**
+ * Parses a comma-separated list of verdict names into a bit set. Returns 0, or
+ * -EINVAL with the bad name in `err`.
+ */
+int config_parse_fail_on(const char *list, uint32_t *out, char *err, size_t errlen);
+
+/**
+ * Fills `cfg` from the environment, then from argv. Strings point into argv or
+ * the environment. Returns 0, or -EINVAL with a message naming the flag in `err`.
+ */
+int config_parse(config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/** Prints the usage text. */
+void config_usage(FILE *f);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * once: sgprobe-agent --once.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "once.h"
+#include "probe.h"
+
+typedef struct {
+	bool done;
+} once_state_t;
+
+static void on_round_done(probe_run_t *run, void *arg)
+{
+	once_state_t *st = arg;
+
+	(void)run;
+	st->done = true;
+}
+
+static SSL_CTX *make_tls_ctx(const config_t *cfg)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	char buf[256];
+	int ok;
+
+	if (!ctx) {
+		ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+		fprintf(stderr, "sgprobe-agent: cannot create a TLS context: %s\n", buf);
+		return NULL;
+	}
+	if (cfg->probe_ca_file)
+		ok = SSL_CTX_load_verify_locations(ctx, cfg->probe_ca_file, NULL);
+	else
+		ok = SSL_CTX_set_default_verify_paths(ctx);
+	if (!ok) {
+		ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+		fprintf(stderr, "sgprobe-agent: --probe-ca-file: cannot load %s: %s\n",
+		        cfg->probe_ca_file ? cfg->probe_ca_file : "the system store", buf);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* Judges every result. An address is alive when any probe to it in this run
+ * came back open, closed or rejected: the agent knows only its own run. */
+static void judge(const matrix_plan_t *plan, const probe_result_t *res, size_t n, uint32_t fail_on,
+                  output_row_t *rows, output_summary_t *sum)
+{
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		bool alive = false;
+
+		for (k = 0; k < n && !alive && res[i].address[0]; k++)
+			alive = verdict_state_proves_alive(res[k].state) &&
+			        !strcmp(res[k].address, res[i].address);
+		rows[i].target = &plan->targets[res[i].target];
+		rows[i].res = &res[i];
+		rows[i].dst_alive = alive;
+		rows[i].verdict = verdict_of(rows[i].target->expected, res[i].state, res[i].tls,
+		                             alive, rows[i].target->silent);
+		rows[i].failing = (fail_on >> rows[i].verdict) & 1u;
+		sum->counts[rows[i].verdict]++;
+		sum->failing += rows[i].failing;
+	}
+}
+
+int once_run(const config_t *cfg, FILE *out)
+{
+	char err[MATRIX_ERR_MAX];
+	matrix_t *m = NULL;
+	matrix_plan_t *plan = NULL;
+	SSL_CTX *tls = NULL;
+	probe_run_t *run = NULL;
+	output_row_t *rows = NULL;
+	output_summary_t sum;
+	once_state_t st = {false};
+	probe_config_t pc;
+	const probe_result_t *res;
+	uv_loop_t loop;
+	uint64_t t0;
+	size_t n, i;
+	int status = ONCE_EXIT_USAGE;
+	bool need_tls = false;
+
+	if (!cfg->matrix || !cfg->role) {
+		fprintf(stderr, "sgprobe-agent: --once needs --matrix FILE and --role ROLE\n");
+		return ONCE_EXIT_USAGE;
+	}
+	m = matrix_load(cfg->matrix, err, sizeof(err));
+	if (!m) {
+		fprintf(stderr, "sgprobe-agent: %s\n", err);
+		return ONCE_EXIT_USAGE;
+	}
+	plan = matrix_plan_for_role(m, cfg->role, cfg->agent_address, err, sizeof(err));
+	if (!plan) {
+		fprintf(stderr, "sgprobe-agent: --role: %s\n", err);
+		goto out;
+	}
+	memset(&sum, 0, sizeof(sum));
+	sum.role = plan->role;
+	sum.matrix = plan->matrix;
+	for (i = 0; i < plan->n_targets; i++) {
+		need_tls |= plan->targets[i].probe && plan->targets[i].tls;
+		sum.not_probed += !plan->targets[i].probe;
+	}
+	if (need_tls || cfg->probe_ca_file) {
+		tls = make_tls_ctx(cfg);
+		if (!tls)
+			goto out;
+	}
+
+	memset(&pc, 0, sizeof(pc));
+	pc.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : plan->timeout_ms;
+	pc.concurrency = cfg->concurrency;
+	pc.rate = cfg->rate;
+	pc.per_host = cfg->per_host;
+	pc.own_address = cfg->agent_address;
+	pc.tls_ctx = tls;
+
+	if (uv_loop_init(&loop)) {
+		fprintf(stderr, "sgprobe-agent: cannot start the event loop\n");
+		goto out;
+	}
+	t0 = uv_hrtime();
+	run = probe_run_start(&loop, &pc, plan, on_round_done, &st);
+	if (!run) {
+		fprintf(stderr, "sgprobe-agent: cannot start the probes: out of memory\n");
+		uv_loop_close(&loop);
+		goto out;
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	sum.elapsed_s = (double)(uv_hrtime() - t0) / 1e9;
+	if (!st.done) {
+		fprintf(stderr, "sgprobe-agent: the probe round did not finish\n");
+		goto out;
+	}
+
+	res = probe_run_results(run, &n);
+	rows = calloc(n ? n : 1, sizeof(*rows));
+	if (!rows) {
+		fprintf(stderr, "sgprobe-agent: out of memory\n");
+		goto out;
+	}
+	judge(plan, res, n, cfg->fail_on, rows, &sum);
+	if (output_write(out, cfg->format, rows, n, &sum,
+	                 cfg->format == OUTPUT_TABLE && out == stdout && isatty(STDOUT_FILENO))) {
+		fprintf(stderr, "sgprobe-agent: cannot write the results\n");
+		goto out;
+	}
+	fflush(out);
+	status = sum.failing ? ONCE_EXIT_FAIL : ONCE_EXIT_PASS;
+out:
+	free(rows);
+	probe_run_free(run);
+	SSL_CTX_free(tls);
+	matrix_plan_free(plan);
+	matrix_free(m);
+	return status;
+}
