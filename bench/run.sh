@@ -1,0 +1,10 @@
+#!/bin/sh
+# Runs every benchmark of bench/ against the build in BUILD_DIR.
+set -u
+dir=$(dirname "$0")
+status=0
+for b in "$dir"/sweep.sh; do
+	echo "== $(basename "$b" .sh)"
+	sh "$b" "$@" || status=1
+done
+exit $status
