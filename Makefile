@@ -74,16 +74,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libagent.a $(BUILD)/libsgprobe.a
 
 # The suite runs against the sanitized build: every test also checks memory safety.
 test: deps
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory SANITIZER=address,undefined all
+	@$(MAKE) -s --no-print-directory all
+	@$(MAKE) -s --no-print-directory SANITIZER=address,undefined all
 	@sh tests/run.sh build-san
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) -s --no-print-directory all
 	@sh tests/lab/demo.sh build
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) -s --no-print-directory all
 	@sh bench/run.sh build
 
 fuzz:

@@ -23,6 +23,7 @@ enum {
 	OPT_PER_HOST,
 	OPT_PROBE_CA_FILE,
 	OPT_AGENT_ADDRESS,
+	OPT_JSON_FILE,
 	OPT_HELP,
 };
 
@@ -39,6 +40,7 @@ static const struct option options[] = {
     {"per-host", required_argument, NULL, OPT_PER_HOST},
     {"probe-ca-file", required_argument, NULL, OPT_PROBE_CA_FILE},
     {"agent-address", required_argument, NULL, OPT_AGENT_ADDRESS},
+    {"json-file", required_argument, NULL, OPT_JSON_FILE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -55,6 +57,7 @@ static const char *const env_names[] = {
     [OPT_PER_HOST - OPT_ONCE] = "SGPROBE_PER_HOST",
     [OPT_PROBE_CA_FILE - OPT_ONCE] = "SGPROBE_PROBE_CA_FILE",
     [OPT_AGENT_ADDRESS - OPT_ONCE] = "SGPROBE_AGENT_ADDRESS",
+    [OPT_JSON_FILE - OPT_ONCE] = "SGPROBE_JSON_FILE",
 };
 
 void config_usage(FILE *f)
@@ -84,6 +87,8 @@ void config_usage(FILE *f)
 	      "                         store (SGPROBE_PROBE_CA_FILE)\n"
 	      "  --agent-address ADDR   this task's own address, never probed\n"
 	      "                         (SGPROBE_AGENT_ADDRESS)\n"
+	      "  --json-file FILE       also write the JSON document to FILE, whatever\n"
+	      "                         --format prints (SGPROBE_JSON_FILE)\n"
 	      "  --help                 this text\n",
 	      f);
 }
@@ -186,6 +191,9 @@ static int apply(config_t *cfg, int opt, const char *val, char *err, size_t errl
 		return 0;
 	case OPT_AGENT_ADDRESS:
 		cfg->agent_address = val;
+		return 0;
+	case OPT_JSON_FILE:
+		cfg->json_file = val;
 		return 0;
 	case OPT_HELP:
 		cfg->help = true;

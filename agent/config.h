@@ -27,6 +27,7 @@ typedef struct {
 	unsigned per_host;         /* --per-host; 0 = no limit */
 	const char *probe_ca_file; /* --probe-ca-file; NULL = the system store */
 	const char *agent_address; /* --agent-address */
+	const char *json_file;     /* --json-file: also write the JSON document there */
 } config_t;
 
 /** The default --fail-on set: every verdict but ok and unverified. */

@@ -1,6 +1,7 @@
 /*
  * once: sgprobe-agent --once.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,6 +70,27 @@ static void judge(const matrix_plan_t *plan, const probe_result_t *res, size_t n
 		sum->counts[rows[i].verdict]++;
 		sum->failing += rows[i].failing;
 	}
+}
+
+/* Writes the JSON document to `path` too: a pipeline keeps it as an artifact
+ * while the log shows the table. */
+static int write_json_file(const char *path, const output_row_t *rows, size_t n,
+                           const output_summary_t *sum)
+{
+	FILE *f = fopen(path, "w");
+	int result;
+
+	if (!f) {
+		fprintf(stderr, "sgprobe-agent: --json-file: cannot open %s: %s\n", path,
+		        strerror(errno));
+		return -errno;
+	}
+	result = output_write(f, OUTPUT_JSON, rows, n, sum, false);
+	if (fclose(f) || result) {
+		fprintf(stderr, "sgprobe-agent: --json-file: cannot write %s\n", path);
+		return result ? result : -EIO;
+	}
+	return 0;
 }
 
 int once_run(const config_t *cfg, FILE *out)
@@ -156,6 +178,8 @@ int once_run(const config_t *cfg, FILE *out)
 		goto out;
 	}
 	fflush(out);
+	if (cfg->json_file && write_json_file(cfg->json_file, rows, n, &sum))
+		goto out;
 	status = sum.failing ? ONCE_EXIT_FAIL : ONCE_EXIT_PASS;
 out:
 	free(rows);

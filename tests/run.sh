@@ -28,13 +28,16 @@ failed=0
 run() {
 	name=$1
 	shift
-	log="$out/$name.log"
+	log="$out/$(echo "$name" | tr / _).log"
 	"$@" >"$log" 2>&1
 	rc=$?
 	p=$(grep -c '^ok ' "$log")
 	f=$(grep -c '^not ok ' "$log")
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		echo "not ok - $name exited with status $rc" >>"$log"
+		f=1
+	elif [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+		echo "not ok - $name reported no result" >>"$log"
 		f=1
 	fi
 	passed=$((passed + p))

@@ -21,8 +21,8 @@
 /** Upper bounds on a matrix, so that a hostile or broken file cannot exhaust memory. */
 #define MATRIX_MAX_FILE_BYTES (4u * 1024 * 1024)
 #define MATRIX_MAX_ROLES      1024
-#define MATRIX_MAX_ENDPOINTS  64   /* per role */
-#define MATRIX_MAX_PORTS      1024 /* per list */
+#define MATRIX_MAX_ENDPOINTS  64    /* per role */
+#define MATRIX_MAX_PORTS      65535 /* per list: every TCP port */
 #define MATRIX_MAX_RULES      16384
 #define MATRIX_MAX_NAME       253 /* a role name, an endpoint: DNS's limit */
 

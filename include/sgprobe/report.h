@@ -23,6 +23,9 @@
 #define REPORT_MAX_STRING  1024           /* bytes of any one string field */
 #define REPORT_ERR_MAX     256            /* size of the decoder's error buffer */
 
+/** Largest seq, round_ms and latency_us: JSON numbers are exact integers up to 2^53. */
+#define REPORT_MAX_SEQ (UINT64_C(1) << 53)
+
 /** A report's mode. */
 typedef enum {
 	REPORT_MODE_DAEMON = 0, /* the sidecar's continuous probing */
@@ -97,7 +100,8 @@ int report_add_result(report_t *r, const report_result_t *res);
 
 /**
  * Encodes the report as compact JSON. Returns a NUL-terminated string owned by
- * the caller (free()), or NULL when out of memory or a required field is unset.
+ * the caller (free()), or NULL when out of memory, a required field is unset, an
+ * enum is out of range, or seq, round_ms or a latency_us exceeds REPORT_MAX_SEQ.
  */
 char *report_encode(const report_t *r);
 
@@ -117,7 +121,12 @@ report_t *report_decode(const char *body, size_t len, char *err, size_t errlen, 
  */
 char *report_format_time(uint64_t epoch_ms, char *buf, size_t buflen);
 
-/** True when `s` is a timestamp report_format_time() could have written. */
+/**
+ * True when `s` is an RFC 3339 UTC timestamp of the shape
+ * `YYYY-MM-DDTHH:MM:SS[.f]Z`: report_format_time()'s milliseconds, or no
+ * fraction, or 1 to 9 fraction digits (agents of other versions may differ).
+ * The date must exist (leap years included); seconds may be 60 (a leap second).
+ */
 bool report_time_valid(const char *s);
 
 #endif
