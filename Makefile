@@ -32,7 +32,7 @@ CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Iinclude $(DEP_CFLAGS) $(SANFLAGS) $(CFLAGS)
-ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+ALL_LDFLAGS = -Wl,--as-needed $(SANFLAGS) $(LDFLAGS)
 
 LIB_SRC := $(wildcard lib/*.c)
 AGENT_SRC := $(wildcard agent/*.c)

@@ -43,7 +43,7 @@ static void format_detail(const output_row_t *r, char *buf, size_t len)
 	const probe_result_t *res = r->res;
 
 	if (res->tls == VERDICT_TLS_FAIL)
-		snprintf(buf, len, "tls: %s", res->tls_error);
+		snprintf(buf, len, "tls: %s", res->detail);
 	else if (res->tls == VERDICT_TLS_OK && res->tls_has_expiry)
 		snprintf(buf, len, "tls ok, certificate expires in %d days",
 		         res->tls_expires_in_days);
@@ -122,7 +122,7 @@ static cJSON *tls_json(const probe_result_t *res)
 		return NULL;
 	cJSON_AddBoolToObject(o, "ok", res->tls == VERDICT_TLS_OK);
 	if (res->tls == VERDICT_TLS_FAIL)
-		cJSON_AddStringToObject(o, "error", res->tls_error);
+		cJSON_AddStringToObject(o, "error", res->detail);
 	else
 		cJSON_AddNullToObject(o, "error");
 	if (res->tls_has_expiry)
@@ -132,65 +132,89 @@ static cJSON *tls_json(const probe_result_t *res)
 	return o;
 }
 
+static cJSON *row_json(const output_row_t *r)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "dst_role", r->target->dst_role);
+	cJSON_AddStringToObject(o, "target", r->target->target);
+	if (r->res->address[0])
+		cJSON_AddStringToObject(o, "address", r->res->address);
+	else
+		cJSON_AddNullToObject(o, "address");
+	cJSON_AddNumberToObject(o, "port", r->target->port);
+	cJSON_AddStringToObject(o, "expected", verdict_expect_name(r->target->expected));
+	cJSON_AddStringToObject(o, "state", verdict_state_name(r->res->state));
+	cJSON_AddStringToObject(o, "verdict", verdict_name(r->verdict));
+	if (r->res->latency_us >= 0)
+		cJSON_AddNumberToObject(o, "latency_us", (double)r->res->latency_us);
+	else
+		cJSON_AddNullToObject(o, "latency_us");
+	cJSON_AddBoolToObject(o, "dst_alive", r->dst_alive);
+	if (r->res->tls == VERDICT_TLS_FAIL) {
+		char buf[PROBE_DETAIL_MAX + 32];
+
+		snprintf(buf, sizeof(buf), "tls handshake failed: %s", r->res->detail);
+		cJSON_AddStringToObject(o, "detail", buf);
+	} else if (r->res->detail[0]) {
+		cJSON_AddStringToObject(o, "detail", r->res->detail);
+	} else {
+		cJSON_AddNullToObject(o, "detail");
+	}
+	cJSON_AddItemToObject(o, "tls", tls_json(r->res));
+	return o;
+}
+
+/* Prints one cJSON item and frees it. Returns 0 or -ENOMEM. */
+static int put_json(FILE *f, cJSON *item)
+{
+	char *text = item ? cJSON_PrintUnformatted(item) : NULL;
+
+	cJSON_Delete(item);
+	if (!text)
+		return -ENOMEM;
+	fputs(text, f);
+	free(text);
+	return 0;
+}
+
+/*
+ * One JSON document, written a result at a time: a sweep of thousands of ports
+ * never holds the whole tree in memory.
+ */
 static int write_json(FILE *f, const output_row_t *rows, size_t n, const output_summary_t *sum)
 {
-	cJSON *doc = cJSON_CreateObject(), *results, *summary;
-	char *text;
+	cJSON *summary;
 	size_t i;
-	int v, result = -ENOMEM;
+	int v;
 
-	if (!doc)
+	fputs("{\"role\":", f);
+	if (put_json(f, cJSON_CreateString(sum->role)))
 		return -ENOMEM;
-	cJSON_AddStringToObject(doc, "role", sum->role);
-	cJSON_AddStringToObject(doc, "matrix", sum->matrix);
-	results = cJSON_AddArrayToObject(doc, "results");
-	if (!results)
-		goto out;
+	fputs(",\"matrix\":", f);
+	if (put_json(f, cJSON_CreateString(sum->matrix)))
+		return -ENOMEM;
+	fputs(",\"results\":[", f);
 	for (i = 0; i < n; i++) {
-		const output_row_t *r = &rows[i];
-		cJSON *o = cJSON_CreateObject();
-
-		if (!o)
-			goto out;
-		cJSON_AddItemToArray(results, o);
-		cJSON_AddStringToObject(o, "dst_role", r->target->dst_role);
-		cJSON_AddStringToObject(o, "target", r->target->target);
-		if (r->res->address[0])
-			cJSON_AddStringToObject(o, "address", r->res->address);
-		else
-			cJSON_AddNullToObject(o, "address");
-		cJSON_AddNumberToObject(o, "port", r->target->port);
-		cJSON_AddStringToObject(o, "expected", verdict_expect_name(r->target->expected));
-		cJSON_AddStringToObject(o, "state", verdict_state_name(r->res->state));
-		cJSON_AddStringToObject(o, "verdict", verdict_name(r->verdict));
-		if (r->res->latency_us >= 0)
-			cJSON_AddNumberToObject(o, "latency_us", (double)r->res->latency_us);
-		else
-			cJSON_AddNullToObject(o, "latency_us");
-		cJSON_AddBoolToObject(o, "dst_alive", r->dst_alive);
-		if (r->res->detail[0])
-			cJSON_AddStringToObject(o, "detail", r->res->detail);
-		else
-			cJSON_AddNullToObject(o, "detail");
-		cJSON_AddItemToObject(o, "tls", tls_json(r->res));
+		if (i)
+			fputc(',', f);
+		if (put_json(f, row_json(&rows[i])))
+			return -ENOMEM;
 	}
-	summary = cJSON_AddObjectToObject(doc, "summary");
+	fputs("],\"summary\":", f);
+	summary = cJSON_CreateObject();
 	if (!summary)
-		goto out;
+		return -ENOMEM;
 	for (v = 0; v < VERDICT_COUNT_ORDERED; v++)
 		cJSON_AddNumberToObject(summary, verdict_name((verdict_t)v),
 		                        (double)sum->counts[v]);
-	cJSON_AddNumberToObject(doc, "not_probed", (double)sum->not_probed);
-	cJSON_AddBoolToObject(doc, "passed", sum->failing == 0);
-	text = cJSON_PrintUnformatted(doc);
-	if (!text)
-		goto out;
-	fprintf(f, "%s\n", text);
-	free(text);
-	result = ferror(f) ? -EIO : 0;
-out:
-	cJSON_Delete(doc);
-	return result;
+	if (put_json(f, summary))
+		return -ENOMEM;
+	fprintf(f, ",\"not_probed\":%zu,\"passed\":%s}\n", sum->not_probed,
+	        sum->failing ? "false" : "true");
+	return ferror(f) ? -EIO : 0;
 }
 
 /* Writes `s` with XML's five special characters escaped. */

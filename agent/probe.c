@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <linux/errqueue.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,7 +27,18 @@
 
 #include "probe.h"
 
+/* Read buffer of a TLS probe: one TLS record at most. Plain probes have none. */
+#define PROBE_TLS_BUF 16384
+
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* An IPv4 or IPv6 address and port: 28 bytes, not sockaddr_storage's 128, since
+ * a sweep holds one per job. */
+typedef union {
+	struct sockaddr sa;
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+} addr_t;
 
 /* One address to probe: the per-host queue and cap live here. */
 typedef struct {
@@ -43,7 +55,7 @@ typedef struct {
 	size_t target;
 	size_t host;
 	size_t order; /* resolver order of the address within its target */
-	struct sockaddr_storage addr;
+	addr_t addr;
 	bool retried;
 } job_t;
 
@@ -103,9 +115,9 @@ typedef struct {
 	bool decided;   /* the result is recorded; late callbacks are ignored */
 	probe_result_t res;
 	SSL *ssl;
-	BIO *rbio; /* network → OpenSSL */
-	BIO *wbio; /* OpenSSL → network */
-	char rbuf[16384];
+	BIO *rbio;  /* network → OpenSSL */
+	BIO *wbio;  /* OpenSSL → network */
+	char *rbuf; /* TLS only: bytes from the network, PROBE_TLS_BUF of them */
 } conn_t;
 
 /* A write of handshake bytes; the data follows the request. */
@@ -144,34 +156,34 @@ static int grow(void **v, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
-static int addr_to_string(const struct sockaddr_storage *ss, char *buf, size_t len)
+static int addr_to_string(const addr_t *ss, char *buf, size_t len)
 {
 	const void *src;
 
-	if (ss->ss_family == AF_INET)
+	if (ss->sa.sa_family == AF_INET)
 		src = &((const struct sockaddr_in *)ss)->sin_addr;
 	else
 		src = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-	return inet_ntop(ss->ss_family, src, buf, (socklen_t)len) ? 0 : -errno;
+	return inet_ntop(ss->sa.sa_family, src, buf, (socklen_t)len) ? 0 : -errno;
 }
 
 /* True when `a` is the same IP address as the literal `text`. */
-static bool same_address(const struct sockaddr_storage *a, const char *text)
+static bool same_address(const addr_t *a, const char *text)
 {
 	struct in_addr v4;
 	struct in6_addr v6;
 
 	if (!text)
 		return false;
-	if (a->ss_family == AF_INET && inet_pton(AF_INET, text, &v4) == 1)
+	if (a->sa.sa_family == AF_INET && inet_pton(AF_INET, text, &v4) == 1)
 		return !memcmp(&((const struct sockaddr_in *)a)->sin_addr, &v4, sizeof(v4));
-	if (a->ss_family == AF_INET6 && inet_pton(AF_INET6, text, &v6) == 1)
+	if (a->sa.sa_family == AF_INET6 && inet_pton(AF_INET6, text, &v6) == 1)
 		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &v6, sizeof(v6));
 	return false;
 }
 
 /* Parses an IPv4 or IPv6 literal into `ss`. Returns true when `s` is one. */
-static bool literal_address(const char *s, struct sockaddr_storage *ss)
+static bool literal_address(const char *s, addr_t *ss)
 {
 	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
@@ -273,8 +285,7 @@ static int host_push(probe_run_t *run, size_t hi, size_t job)
 }
 
 /* Queues one job for every planned port of every target named like `first`. */
-static void add_jobs(probe_run_t *run, size_t first, const struct sockaddr_storage *addr,
-                     size_t order)
+static void add_jobs(probe_run_t *run, size_t first, const addr_t *addr, size_t order)
 {
 	const char *name = run->plan->targets[first].target;
 	char text[INET6_ADDRSTRLEN];
@@ -296,7 +307,7 @@ static void add_jobs(probe_run_t *run, size_t first, const struct sockaddr_stora
 		j->host = hi;
 		j->order = order;
 		j->addr = *addr;
-		if (addr->ss_family == AF_INET)
+		if (addr->sa.sa_family == AF_INET)
 			((struct sockaddr_in *)&j->addr)->sin_port = htons(mt->port);
 		else
 			((struct sockaddr_in6 *)&j->addr)->sin6_port = htons(mt->port);
@@ -310,7 +321,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
 	resolve_t *rs = container_of(req, resolve_t, req);
 	probe_run_t *run = rs->run;
-	struct sockaddr_storage seen[PROBE_DEFAULT_MAX_ADDRESSES * 4];
+	addr_t seen[PROBE_DEFAULT_MAX_ADDRESSES * 4];
 	unsigned max = run->cfg.max_addresses;
 	size_t n_seen = 0;
 	struct addrinfo *ai;
@@ -323,7 +334,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		return;
 	}
 	for (ai = res; ai && n_seen < max; ai = ai->ai_next) {
-		struct sockaddr_storage ss;
+		addr_t ss;
 		size_t i;
 		bool dup = false;
 
@@ -355,9 +366,10 @@ static void on_conn_closed(uv_handle_t *h)
 	if (--c->open_handles > 0)
 		return;
 	SSL_free(c->ssl); /* frees both BIOs */
+	free(c->rbuf);
 	free(c);
 	run->live_conns--;
-	maybe_finish(run);
+	dispatch(run);
 }
 
 /* Records the connection's result (once), closes it, and lets the next job start. */
@@ -420,7 +432,7 @@ static bool read_icmp(uv_os_fd_t fd, char *offender, size_t len, int *type, int 
 	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
 		struct sock_extended_err *ee;
 		struct sockaddr *from;
-		struct sockaddr_storage ss;
+		addr_t ss;
 
 		if (!((cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_RECVERR) ||
 		      (cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_RECVERR)))
@@ -464,7 +476,7 @@ static void classify_failure(conn_t *c, int status)
 		c->res.state = self ? VERDICT_STATE_REJECTED : VERDICT_STATE_UNREACHABLE;
 		snprintf(c->res.detail, sizeof(c->res.detail),
 		         "icmp%s type %d code %d from %s (%s)",
-		         j->addr.ss_family == AF_INET6 ? "6" : "", type, code, offender,
+		         j->addr.sa.sa_family == AF_INET6 ? "6" : "", type, code, offender,
 		         uv_err_name(status));
 		return;
 	}
@@ -493,7 +505,7 @@ static void classify_failure(conn_t *c, int status)
 static void tls_fail(conn_t *c, const char *why)
 {
 	c->res.tls = VERDICT_TLS_FAIL;
-	snprintf(c->res.tls_error, sizeof(c->res.tls_error), "%s", why);
+	snprintf(c->res.detail, sizeof(c->res.detail), "%s", why);
 	conn_finish(c);
 }
 
@@ -589,7 +601,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	conn_t *c = h->data;
 
 	(void)suggested;
-	*buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+	*buf = uv_buf_init(c->rbuf, PROBE_TLS_BUF);
 }
 
 static void on_tls_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -623,7 +635,8 @@ static void tls_start(conn_t *c)
 	c->ssl = SSL_new(run->cfg.tls_ctx);
 	c->rbio = BIO_new(BIO_s_mem());
 	c->wbio = BIO_new(BIO_s_mem());
-	if (!c->ssl || !c->rbio || !c->wbio) {
+	c->rbuf = malloc(PROBE_TLS_BUF);
+	if (!c->ssl || !c->rbio || !c->wbio || !c->rbuf) {
 		BIO_free(c->rbio);
 		BIO_free(c->wbio);
 		c->rbio = c->wbio = NULL;
@@ -689,11 +702,44 @@ static void on_timeout(uv_timer_t *t)
 	conn_finish(c);
 }
 
+/*
+ * On loopback and other fast paths the answer (SYN-ACK or RST) is processed
+ * before connect() even returns. Classifying it at once spares the event loop
+ * registering the socket at all, which is most of a sweep's cost. Returns true
+ * when the probe was decided. TLS probes always go through the loop.
+ */
+static bool settled_at_once(conn_t *c)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	uv_os_fd_t fd;
+	int err = 0;
+
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return false;
+	if (ti.tcpi_state == TCP_ESTABLISHED) {
+		c->res.state = VERDICT_STATE_OPEN;
+		c->res.latency_us = (int64_t)elapsed_us(c);
+		conn_finish(c);
+		return true;
+	}
+	if (ti.tcpi_state != TCP_CLOSE)
+		return false;
+	len = sizeof(err);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) || !err)
+		return false;
+	classify_failure(c, -err);
+	conn_finish(c);
+	return true;
+}
+
 /* Starts job `ji`. Any failure is recorded as the job's result. */
 static void start_job(probe_run_t *run, size_t ji)
 {
 	job_t *j = &run->jobs[ji];
 	host_t *h = &run->hosts[j->host];
+	const matrix_target_t *mt = &run->plan->targets[j->target];
 	conn_t *c;
 	uv_os_fd_t fd;
 	int one = 1, result;
@@ -711,7 +757,7 @@ static void start_job(probe_run_t *run, size_t ji)
 	c->res.at_ms = wall_ms();
 	c->start_ns = uv_hrtime();
 
-	result = uv_tcp_init_ex(run->loop, &c->tcp, j->addr.ss_family);
+	result = uv_tcp_init_ex(run->loop, &c->tcp, j->addr.sa.sa_family);
 	if (result) {
 		/* Out of descriptors is a local fact: never a filtered path. */
 		char what[PROBE_DETAIL_MAX];
@@ -731,18 +777,20 @@ static void start_job(probe_run_t *run, size_t ji)
 	h->inflight++;
 
 	if (!uv_fileno((uv_handle_t *)&c->tcp, &fd)) {
-		if (j->addr.ss_family == AF_INET)
+		if (j->addr.sa.sa_family == AF_INET)
 			setsockopt(fd, SOL_IP, IP_RECVERR, &one, sizeof(one));
 		else
 			setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &one, sizeof(one));
 	}
-	/* The loop's clock is cached and counts whole milliseconds: refresh it and
-	 * round up, so that filtered is never reported before the timeout. */
-	uv_update_time(run->loop);
-	uv_timer_start(&c->timer, on_timeout, run->cfg.timeout_ms + 1, run->cfg.timeout_ms);
-	result =
-	    uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&j->addr, on_connect);
-	if (result) {
+	result = uv_tcp_connect(&c->connect_req, &c->tcp, &j->addr.sa, on_connect);
+	if (!result && !mt->tls && settled_at_once(c))
+		return;
+	if (!result) {
+		/* The loop's clock is cached and counts whole milliseconds: refresh
+		 * it and round up, so that filtered is never reported early. */
+		uv_update_time(run->loop);
+		uv_timer_start(&c->timer, on_timeout, run->cfg.timeout_ms + 1, run->cfg.timeout_ms);
+	} else {
 		/* A connect that fails at once (no route, no source address) never
 		 * left this host: a local error, not a network answer. */
 		c->res.state = VERDICT_STATE_ERROR;
@@ -813,7 +861,10 @@ static void dispatch(probe_run_t *run)
 	if (run->in_dispatch)
 		return;
 	run->in_dispatch = true;
-	while (run->queued > 0 && run->inflight < run->cfg.concurrency) {
+	/* Connections still closing count too: probes settled at once would
+	 * otherwise pile up in memory until the loop runs their close callbacks. */
+	while (run->queued > 0 && run->inflight < run->cfg.concurrency &&
+	       run->live_conns < run->cfg.concurrency) {
 		host_t *h = next_host(run);
 
 		if (!h || !take_token(run))
@@ -859,7 +910,7 @@ probe_run_t *probe_run_start(uv_loop_t *loop, const probe_config_t *cfg, const m
 {
 	probe_run_t *run;
 	struct addrinfo hints;
-	struct sockaddr_storage lit;
+	addr_t lit;
 	size_t t, u;
 
 	if (!loop || !cfg || !plan || !done || !cfg->concurrency || !cfg->timeout_ms)

@@ -22,7 +22,7 @@
 #define PROBE_DEFAULT_RATE          100 /* new probes per second */
 #define PROBE_DEFAULT_PER_HOST      4   /* probes in flight to one address */
 #define PROBE_DEFAULT_MAX_ADDRESSES 8   /* resolved addresses probed per target */
-#define PROBE_DETAIL_MAX            160
+#define PROBE_DETAIL_MAX            96
 
 /** How a round is run. Copied by probe_run_start(). */
 typedef struct {
@@ -41,11 +41,12 @@ typedef struct {
 	size_t order;                   /* the address's place in the resolver's answer */
 	char address[INET6_ADDRSTRLEN]; /* "" when no address was tried (DNS failure) */
 	verdict_state_t state;
-	int64_t latency_us;               /* connect time, or time waited; -1 for error */
-	uint64_t at_ms;                   /* wall clock, ms since the epoch, at the start */
-	char detail[PROBE_DETAIL_MAX];    /* errno, ICMP or resolver message; "" for none */
-	verdict_tls_t tls;                /* VERDICT_TLS_NONE when no handshake was made */
-	char tls_error[PROBE_DETAIL_MAX]; /* why the handshake failed; "" when it did not */
+	int64_t latency_us;            /* connect time, or time waited; -1 for error */
+	uint64_t at_ms;                /* wall clock, ms since the epoch, at the start */
+	char detail[PROBE_DETAIL_MAX]; /* errno, ICMP or resolver message, or why the TLS
+	                                     handshake failed when tls is VERDICT_TLS_FAIL;
+	                                     "" for none */
+	verdict_tls_t tls;             /* VERDICT_TLS_NONE when no handshake was made */
 	bool tls_has_expiry;
 	int tls_expires_in_days; /* the peer certificate's notAfter, in days from now */
 	bool retried;            /* a filtered allowed path, probed a second time */

@@ -53,7 +53,7 @@ done
 echo
 echo "== the matrix: destination:port × source role"
 # shellcheck disable=SC2086
-python3 "$top/tests/lab/matrix_view.py" $files
+python3 "$top/tests/lab/matrix_view.py" "$matrix" $files
 echo
 if [ $status -eq 0 ]; then
 	echo "demo: every agent's run passed"

@@ -2,7 +2,8 @@
 """Prints the combined matrix of a lab run: one row per destination role and
 port, one column per source (agent) role, each cell the verdict of that path
 (the worst over the destination's addresses). Reads the --once JSON documents
-given as arguments, in the order of the columns."""
+given after the matrix file, in the order of the columns; rows follow the
+matrix's order of roles."""
 import json
 import sys
 
@@ -11,7 +12,8 @@ SHORT = {"ok": "ok", "unverified": "unverif", "inconclusive": "INCONCL", "no_lis
          "tls_failed": "TLS-FAIL", "blocked": "BLOCKED", "violation": "VIOLATION"}
 
 
-def main(paths):
+def main(matrix_path, paths):
+    role_order = list(json.load(open(matrix_path))["roles"])
     runs = [json.load(open(p)) for p in paths]
     sources = [r["role"] for r in runs]
     cells, rows = {}, []
@@ -23,7 +25,8 @@ def main(paths):
             cell = cells.setdefault((run["role"], key), [res["expected"], "ok"])
             if ORDER.index(res["verdict"]) > ORDER.index(cell[1]):
                 cell[1] = res["verdict"]
-    width = max(9, *(len(s) for s in sources))
+    rows.sort(key=lambda r: (role_order.index(r[0]) if r[0] in role_order else len(role_order), r[1]))
+    width = max(10, *(len(s) for s in sources))
     label = max(len(f"{d}:{p}") for d, p in rows) if rows else 10
     color = sys.stdout.isatty()
     print(f"{'destination:port':<{label}}  " + " ".join(f"{s:<{width}}" for s in sources))
@@ -45,4 +48,4 @@ def main(paths):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(sys.argv[1], sys.argv[2:])
