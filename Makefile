@@ -86,8 +86,10 @@ bench: deps
 	@$(MAKE) -s --no-print-directory all
 	@sh bench/run.sh build
 
-fuzz:
-	@echo "fuzz: no fuzz targets yet" >&2
+# libFuzzer targets of the parsers (tests/fuzz/); FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 format:
 	clang-format -i $(LIB_SRC) $(AGENT_SRC) $(UNIT_SRC) include/sgprobe/*.h agent/*.h tests/lab/labd.c
@@ -96,4 +98,4 @@ check-format:
 	@clang-format --dry-run -Werror $(LIB_SRC) $(AGENT_SRC) $(UNIT_SRC) include/sgprobe/*.h agent/*.h tests/lab/labd.c
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz tests/out

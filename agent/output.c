@@ -52,8 +52,37 @@ static void format_detail(const output_row_t *r, char *buf, size_t len)
 	else if (r->verdict == VERDICT_UNVERIFIED)
 		snprintf(buf, len, "%s; nothing proves %s alive", res->detail,
 		         res->address[0] ? res->address : r->target->target);
+	else if (r->verdict == VERDICT_VIOLATION && res->state == VERDICT_STATE_OPEN)
+		snprintf(buf, len, "connected: the security groups let a denied path through");
+	else if (r->verdict == VERDICT_VIOLATION)
+		/* Nothing answered the application, yet the packet got through. */
+		snprintf(buf, len, "%s: the SYN crossed the security groups", res->detail);
+	else if (r->verdict == VERDICT_NO_LISTENER)
+		snprintf(buf, len, "%s: the path is open, nothing listens", res->detail);
 	else
 		snprintf(buf, len, "%s", res->detail);
+}
+
+/* Repeats the failing rows under the table: in a plan of a hundred paths, the
+ * two that need attention must not have to be searched for. */
+static void write_failing(FILE *f, const output_row_t *rows, size_t n, const char *role, bool color)
+{
+	char detail[2 * PROBE_DETAIL_MAX];
+	size_t i;
+
+	fprintf(f, "\nfailing paths:\n");
+	for (i = 0; i < n; i++) {
+		const output_row_t *r = &rows[i];
+
+		if (!r->failing)
+			continue;
+		format_detail(r, detail, sizeof(detail));
+		fprintf(f, "  %s%-12s%s %s %s -> %s %s:%u (%s): %s\n", color ? RED : "",
+		        verdict_name(r->verdict), color ? RESET : "",
+		        verdict_expect_name(r->target->expected), role, r->target->dst_role,
+		        r->target->target, r->target->port,
+		        r->res->address[0] ? r->res->address : "unresolved", detail);
+	}
 }
 
 static int write_table(FILE *f, const output_row_t *rows, size_t n, const output_summary_t *sum,
@@ -96,6 +125,8 @@ static int write_table(FILE *f, const output_row_t *rows, size_t n, const output
 		        (int)w_tgt, tp, (int)w_addr, r->res->address[0] ? r->res->address : "-",
 		        verdict_state_name(r->res->state), lat, detail);
 	}
+	if (sum->failing)
+		write_failing(f, rows, n, sum->role, color);
 	fprintf(f, "\n%s: %zu probes in %.1f s:", sum->role, n, sum->elapsed_s);
 	for (v = VERDICT_COUNT_ORDERED - 1; v >= 0; v--) {
 		if (sum->counts[v])

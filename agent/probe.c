@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -102,14 +103,25 @@ struct probe_run_s {
 	uint64_t tokens_at_ns;
 };
 
-/* One connection in flight. Freed when both of its handles are closed. */
+/*
+ * One connection in flight. A plain probe is a raw non-blocking socket: most
+ * answers (every one on loopback) are settled before connect() returns, and
+ * those never touch the event loop; the others are watched with a uv_poll_t. A
+ * TLS probe needs a stream, so it is a uv_tcp_t from the start. The connection
+ * is freed when its last handle is closed, or at once when it has none.
+ */
 typedef struct {
 	probe_run_t *run;
 	size_t job;
-	uv_tcp_t tcp;
+	int fd; /* the socket; owned by tcp once HANDLE_TCP is set */
+	union {
+		uv_tcp_t tcp;   /* TLS probes */
+		uv_poll_t poll; /* plain probes still connecting */
+	} h;
 	uv_timer_t timer;
 	uv_connect_t connect_req;
-	int open_handles;
+	unsigned handles; /* HANDLE_* bits of the initialised handles */
+	int open_handles; /* handles whose close callback is still to come */
 	uint64_t start_ns;
 	bool connected; /* the TCP handshake completed; the timer now bounds TLS */
 	bool decided;   /* the result is recorded; late callbacks are ignored */
@@ -119,6 +131,10 @@ typedef struct {
 	BIO *wbio;  /* OpenSSL → network */
 	char *rbuf; /* TLS only: bytes from the network, PROBE_TLS_BUF of them */
 } conn_t;
+
+#define HANDLE_TCP   1u
+#define HANDLE_POLL  2u
+#define HANDLE_TIMER 4u
 
 /* A write of handshake bytes; the data follows the request. */
 typedef struct {
@@ -358,18 +374,46 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	maybe_finish(run);
 }
 
-static void on_conn_closed(uv_handle_t *h)
+static void conn_free(conn_t *c)
 {
-	conn_t *c = h->data;
 	probe_run_t *run = c->run;
 
-	if (--c->open_handles > 0)
-		return;
 	SSL_free(c->ssl); /* frees both BIOs */
 	free(c->rbuf);
 	free(c);
 	run->live_conns--;
 	dispatch(run);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+	conn_t *c = h->data;
+
+	if (--c->open_handles == 0)
+		conn_free(c);
+}
+
+/* Closes the socket and every handle; the connection is freed after the last. */
+static void conn_close(conn_t *c)
+{
+	if (c->handles & HANDLE_TCP) {
+		uv_close((uv_handle_t *)&c->h.tcp, on_conn_closed); /* closes the fd */
+		c->open_handles++;
+	} else {
+		if (c->handles & HANDLE_POLL) {
+			/* uv_close() takes the fd out of epoll at once: only then may
+			 * the fd itself be closed. */
+			uv_close((uv_handle_t *)&c->h.poll, on_conn_closed);
+			c->open_handles++;
+		}
+		close(c->fd);
+	}
+	if (c->handles & HANDLE_TIMER) {
+		uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+		c->open_handles++;
+	}
+	if (!c->open_handles)
+		conn_free(c);
 }
 
 /* Records the connection's result (once), closes it, and lets the next job start. */
@@ -382,8 +426,6 @@ static void conn_finish(conn_t *c)
 	if (c->decided)
 		return;
 	c->decided = true;
-	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-	uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 	run->inflight--;
 	run->hosts[j->host].inflight--;
 	if (c->res.state == VERDICT_STATE_FILTERED && mt->expected == VERDICT_EXPECT_ALLOW &&
@@ -400,7 +442,8 @@ static void conn_finish(conn_t *c)
 		}
 		record(run, &c->res);
 	}
-	dispatch(run);
+	/* Last: closing may free the connection and start the next job. */
+	conn_close(c);
 }
 
 static uint64_t elapsed_us(const conn_t *c)
@@ -462,12 +505,10 @@ static void classify_failure(conn_t *c, int status)
 	probe_run_t *run = c->run;
 	job_t *j = &run->jobs[c->job];
 	char offender[INET6_ADDRSTRLEN];
-	uv_os_fd_t fd;
 	int type = 0, code = 0;
 
 	c->res.latency_us = (int64_t)elapsed_us(c);
-	if (!uv_fileno((uv_handle_t *)&c->tcp, &fd) &&
-	    read_icmp(fd, offender, sizeof(offender), &type, &code)) {
+	if (read_icmp(c->fd, offender, sizeof(offender), &type, &code)) {
 		/* Who sent the ICMP error decides: the destination's own firewall
 		 * answered (the SYN crossed both security groups), or a hop on the
 		 * way refused it. */
@@ -536,7 +577,7 @@ static int tls_flush(conn_t *c)
 		}
 		w->len = (size_t)n;
 		buf = uv_buf_init(w->data, (unsigned)n);
-		result = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
+		result = uv_write(&w->req, (uv_stream_t *)&c->h.tcp, &buf, 1, on_written);
 		if (result) {
 			free(w);
 			return result;
@@ -654,7 +695,7 @@ static void tls_start(conn_t *c)
 	}
 	/* The handshake gets a timeout of its own, as long as the connect's. */
 	uv_timer_again(&c->timer);
-	result = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_tls_read);
+	result = uv_read_start((uv_stream_t *)&c->h.tcp, on_alloc, on_tls_read);
 	if (result) {
 		tls_fail(c, uv_strerror(result));
 		return;
@@ -706,17 +747,15 @@ static void on_timeout(uv_timer_t *t)
  * On loopback and other fast paths the answer (SYN-ACK or RST) is processed
  * before connect() even returns. Classifying it at once spares the event loop
  * registering the socket at all, which is most of a sweep's cost. Returns true
- * when the probe was decided. TLS probes always go through the loop.
+ * when the probe was decided.
  */
 static bool settled_at_once(conn_t *c)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
-	uv_os_fd_t fd;
 	int err = 0;
 
-	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) ||
-	    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
 		return false;
 	if (ti.tcpi_state == TCP_ESTABLISHED) {
 		c->res.state = VERDICT_STATE_OPEN;
@@ -727,11 +766,113 @@ static bool settled_at_once(conn_t *c)
 	if (ti.tcpi_state != TCP_CLOSE)
 		return false;
 	len = sizeof(err);
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) || !err)
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || !err)
 		return false;
 	classify_failure(c, -err);
 	conn_finish(c);
 	return true;
+}
+
+/* A plain probe's socket became writable: the handshake completed or failed. */
+static void on_writable(uv_poll_t *p, int status, int events)
+{
+	conn_t *c = container_of(p, conn_t, h.poll);
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	(void)events;
+	if (c->decided)
+		return;
+	if (status < 0)
+		err = -status;
+	else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len))
+		err = errno;
+	if (err) {
+		classify_failure(c, -err);
+	} else {
+		c->res.state = VERDICT_STATE_OPEN;
+		c->res.latency_us = (int64_t)elapsed_us(c);
+	}
+	conn_finish(c);
+}
+
+/* Arms the probe's timeout. */
+static void start_timer(conn_t *c)
+{
+	probe_run_t *run = c->run;
+
+	uv_timer_init(run->loop, &c->timer);
+	c->timer.data = c;
+	c->handles |= HANDLE_TIMER;
+	/* The loop's clock is cached and counts whole milliseconds: refresh it and
+	 * round up, so that filtered is never reported before the timeout. */
+	uv_update_time(run->loop);
+	uv_timer_start(&c->timer, on_timeout, run->cfg.timeout_ms + 1, run->cfg.timeout_ms);
+}
+
+/* A connect that fails at once (no route, no source address) never left this
+ * host: a local error, not a network answer. */
+static void local_error(conn_t *c, const char *what, int uverr)
+{
+	c->res.state = VERDICT_STATE_ERROR;
+	c->res.latency_us = -1;
+	snprintf(c->res.detail, sizeof(c->res.detail), "%s: %s (%s)", what, uv_strerror(uverr),
+	         uv_err_name(uverr));
+	conn_finish(c);
+}
+
+/* A plain probe: connect() on the raw socket, and the loop only if it must wait. */
+static void connect_plain(conn_t *c, const addr_t *addr)
+{
+	socklen_t len = addr->sa.sa_family == AF_INET ? sizeof(addr->v4) : sizeof(addr->v6);
+	int result;
+
+	if (connect(c->fd, &addr->sa, len) && errno != EINPROGRESS) {
+		if (errno == ECONNREFUSED) {
+			classify_failure(c, UV_ECONNREFUSED);
+			conn_finish(c);
+			return;
+		}
+		local_error(c, "connect", -errno);
+		return;
+	}
+	if (settled_at_once(c))
+		return;
+	result = uv_poll_init_socket(c->run->loop, &c->h.poll, c->fd);
+	if (result) {
+		local_error(c, "poll", result);
+		return;
+	}
+	c->h.poll.data = c;
+	c->handles |= HANDLE_POLL;
+	result = uv_poll_start(&c->h.poll, UV_WRITABLE, on_writable);
+	if (result) {
+		local_error(c, "poll", result);
+		return;
+	}
+	start_timer(c);
+}
+
+/* A TLS probe: the socket becomes a libuv stream, for the handshake's reads and
+ * writes. */
+static void connect_tls(conn_t *c, const addr_t *addr)
+{
+	int result;
+
+	uv_tcp_init(c->run->loop, &c->h.tcp);
+	c->h.tcp.data = c;
+	result = uv_tcp_open(&c->h.tcp, c->fd);
+	c->handles |= HANDLE_TCP; /* the handle owns the fd from now on */
+	if (result) {
+		local_error(c, "socket", result);
+		return;
+	}
+	result = uv_tcp_connect(&c->connect_req, &c->h.tcp, &addr->sa, on_connect);
+	if (result) {
+		local_error(c, "connect", result);
+		return;
+	}
+	start_timer(c);
 }
 
 /* Starts job `ji`. Any failure is recorded as the job's result. */
@@ -741,64 +882,46 @@ static void start_job(probe_run_t *run, size_t ji)
 	host_t *h = &run->hosts[j->host];
 	const matrix_target_t *mt = &run->plan->targets[j->target];
 	conn_t *c;
-	uv_os_fd_t fd;
-	int one = 1, result;
+	int one = 1, fd;
 
+	fd = socket(j->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		/* Out of descriptors is a local fact: never a filtered path. */
+		char what[PROBE_DETAIL_MAX];
+		int e = -errno;
+
+		snprintf(what, sizeof(what), "%s (%s)", uv_strerror(e), uv_err_name(e));
+		record_error(run, j->target, h->name, "socket: %s", what);
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
+		close(fd);
 		record_error(run, j->target, h->name, "%s", "out of memory");
 		return;
 	}
 	c->run = run;
 	c->job = ji;
+	c->fd = fd;
 	c->res.target = j->target;
 	c->res.order = j->order;
 	snprintf(c->res.address, sizeof(c->res.address), "%s", h->name);
 	c->res.at_ms = wall_ms();
 	c->start_ns = uv_hrtime();
-
-	result = uv_tcp_init_ex(run->loop, &c->tcp, j->addr.sa.sa_family);
-	if (result) {
-		/* Out of descriptors is a local fact: never a filtered path. */
-		char what[PROBE_DETAIL_MAX];
-
-		snprintf(what, sizeof(what), "%s (%s)", uv_strerror(result), uv_err_name(result));
-		record_error(run, j->target, h->name, "socket: %s", what);
-		free(c);
-		return;
-	}
-	c->tcp.data = c;
-	c->open_handles = 1;
-	uv_timer_init(run->loop, &c->timer);
-	c->timer.data = c;
-	c->open_handles = 2;
 	run->live_conns++;
 	run->inflight++;
 	h->inflight++;
 
-	if (!uv_fileno((uv_handle_t *)&c->tcp, &fd)) {
-		if (j->addr.sa.sa_family == AF_INET)
-			setsockopt(fd, SOL_IP, IP_RECVERR, &one, sizeof(one));
-		else
-			setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &one, sizeof(one));
-	}
-	result = uv_tcp_connect(&c->connect_req, &c->tcp, &j->addr.sa, on_connect);
-	if (!result && !mt->tls && settled_at_once(c))
-		return;
-	if (!result) {
-		/* The loop's clock is cached and counts whole milliseconds: refresh
-		 * it and round up, so that filtered is never reported early. */
-		uv_update_time(run->loop);
-		uv_timer_start(&c->timer, on_timeout, run->cfg.timeout_ms + 1, run->cfg.timeout_ms);
-	} else {
-		/* A connect that fails at once (no route, no source address) never
-		 * left this host: a local error, not a network answer. */
-		c->res.state = VERDICT_STATE_ERROR;
-		c->res.latency_us = -1;
-		snprintf(c->res.detail, sizeof(c->res.detail), "connect: %s (%s)",
-		         uv_strerror(result), uv_err_name(result));
-		conn_finish(c);
-	}
+	/* ICMP errors are queued on the socket, with their sender: that is how
+	 * rejected (the destination answered) differs from unreachable. */
+	if (j->addr.sa.sa_family == AF_INET)
+		setsockopt(fd, SOL_IP, IP_RECVERR, &one, sizeof(one));
+	else
+		setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &one, sizeof(one));
+	if (mt->tls)
+		connect_tls(c, &j->addr);
+	else
+		connect_plain(c, &j->addr);
 }
 
 static void on_rate_timer(uv_timer_t *t)
