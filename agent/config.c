@@ -229,7 +229,10 @@ int config_parse(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 			return result;
 		}
 	}
-	optind = 1;
+	/* 0, not 1: only then does glibc reset all of getopt's state. With 1, a
+	 * second parse resumes from a pointer into the previous argv (left behind by
+	 * a short option such as "-x"), which may be gone. */
+	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		if (opt == '?') {

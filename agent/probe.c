@@ -400,6 +400,14 @@ static void conn_close(conn_t *c)
 		uv_close((uv_handle_t *)&c->h.tcp, on_conn_closed); /* closes the fd */
 		c->open_handles++;
 	} else {
+		if (c->res.state == VERDICT_STATE_OPEN) {
+			/* Close an open plain probe with a reset, as nmap does: the
+			 * connection leaves the server's accept queue before the
+			 * application sees it, and no TIME_WAIT piles up in the task. */
+			struct linger lg = {1, 0};
+
+			setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		}
 		if (c->handles & HANDLE_POLL) {
 			/* uv_close() takes the fd out of epoll at once: only then may
 			 * the fd itself be closed. */
