@@ -236,7 +236,11 @@ int config_parse(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		if (opt == '?') {
-			if (optopt)
+			/* A short option (there are none) sets optopt to its letter, and
+			 * optind need not move past it: "-xy" would name argv[0]. */
+			if (optopt > 0 && optopt < OPT_ONCE)
+				snprintf(err, errlen, "unknown option: -%c", optopt);
+			else if (optopt)
 				snprintf(err, errlen, "unknown option or missing value: %s",
 				         argv[optind - 1]);
 			else

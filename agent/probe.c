@@ -337,7 +337,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
 	resolve_t *rs = container_of(req, resolve_t, req);
 	probe_run_t *run = rs->run;
-	addr_t seen[PROBE_DEFAULT_MAX_ADDRESSES * 4];
+	addr_t seen[PROBE_MAX_ADDRESSES];
 	unsigned max = run->cfg.max_addresses;
 	size_t n_seen = 0;
 	struct addrinfo *ai;
@@ -1023,7 +1023,9 @@ static void on_run_closed(uv_handle_t *h)
 {
 	probe_run_t *run = container_of((uv_timer_t *)h, probe_run_t, rate_timer);
 
-	qsort(run->results, run->n_results, sizeof(*run->results), cmp_results);
+	/* A round may have no result at all (and no array): qsort() must not get NULL. */
+	if (run->n_results)
+		qsort(run->results, run->n_results, sizeof(*run->results), cmp_results);
 	run->done(run, run->arg);
 }
 
@@ -1051,8 +1053,10 @@ probe_run_t *probe_run_start(uv_loop_t *loop, const probe_config_t *cfg, const m
 		return NULL;
 	run->loop = loop;
 	run->cfg = *cfg;
-	if (!run->cfg.max_addresses || run->cfg.max_addresses > PROBE_DEFAULT_MAX_ADDRESSES * 4)
+	if (!run->cfg.max_addresses)
 		run->cfg.max_addresses = PROBE_DEFAULT_MAX_ADDRESSES;
+	if (run->cfg.max_addresses > PROBE_MAX_ADDRESSES)
+		run->cfg.max_addresses = PROBE_MAX_ADDRESSES;
 	run->plan = plan;
 	run->done = done;
 	run->arg = arg;

@@ -22,6 +22,7 @@
 #define PROBE_DEFAULT_RATE          100 /* new probes per second */
 #define PROBE_DEFAULT_PER_HOST      4   /* probes in flight to one address */
 #define PROBE_DEFAULT_MAX_ADDRESSES 8   /* resolved addresses probed per target */
+#define PROBE_MAX_ADDRESSES         32  /* the cap on max_addresses */
 #define PROBE_DETAIL_MAX            96
 
 /** How a round is run. Copied by probe_run_start(). */

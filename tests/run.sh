@@ -56,7 +56,7 @@ fi
 for t in "$build"/tests/test_*; do
 	[ -x "$t" ] || continue
 	n=$(basename "$t")
-	[ -n "$filter" ] && ! echo "$n" | grep -q -- "$filter" && continue
+	[ -n "$filter" ] && ! echo "unit/$n" | grep -q -- "$filter" && continue
 	run "unit/$n" "$t"
 done
 for t in tests/integration/test_*.sh tests/lab/test_*.sh; do
