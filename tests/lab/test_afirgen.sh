@@ -96,6 +96,20 @@ eq "shipped: no agent probes itself" \
 	"$(for r in $agents; do a=$("$lab" addr "$r"); q "$r" "[.results[] | select(.address == \"$a\")] | length"; done | sort -u)" \
 	"0"
 
+# Nothing leaves the lab: no namespace has a route beyond 198.18.0.0/24, and every
+# resolver points at the namespace's own loopback.
+leaks=""
+for role in $("$lab" roles); do
+	routes=$("$lab" exec "$role" ip -4 route show | grep -v '^198\.18\.0\.0/24 ')
+	[ -n "$routes" ] && leaks="$leaks $role:route($routes)"
+	ns=$("$lab" ns "$role")
+	[ "$(grep '^nameserver' "/etc/netns/$ns/resolv.conf")" = "nameserver 127.0.0.1" ] ||
+		leaks="$leaks $role:resolver"
+done
+eq "no route and no resolver leads out of the lab" "$leaks" ""
+eq "an unknown name fails inside the lab, without leaving it" \
+	"$("$lab" exec nginx getent hosts nosuch.afirgen.internal >/dev/null 2>&1; echo $?)" 2
+
 # --- 2. a staged hole: gguf-model-server → rds-mysql:3306 ------------------------
 python3 - "$shipped" "$work/hole.json" <<'PY'
 import json, sys
@@ -135,7 +149,17 @@ eq "nginx → backend removed: the blocked path was retried once" \
 	true
 
 # --- 4. the strict matrix against the shipped groups -----------------------------
-"$lab" up >"$work/up4.log" 2>&1 || not_ok "the lab comes back up" "$(tail -5 "$work/up4.log")"
+# First a crash: the state directory is lost while namespaces and listeners are
+# left behind. The next up must start clean all the same.
+rm -rf "/run/sgprobe-lab-$SGPROBE_LAB_PREFIX"
+if "$lab" up >"$work/up4.log" 2>&1; then
+	ok "up after a crash starts clean"
+else
+	not_ok "up after a crash starts clean" "$(tail -5 "$work/up4.log")"
+fi
+eq "after the crash, one listener per role with listeners" \
+	"$(pgrep -fc "labd.*--pidfile /run/sgprobe-lab-$SGPROBE_LAB_PREFIX/")" \
+	"$(jq '[.roles[] | select(.listen | length > 0)] | length' "$top/examples/afirgen.lab.json")"
 run_all "$strict" "$work/strict"
 any443="alb:443 violation, internet:443 violation"
 expect "$work/strict" "strict matrix" "main-backend=$any443" "gguf-model-server=$any443" \
