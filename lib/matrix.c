@@ -7,6 +7,7 @@
  * cJSON keeps duplicate keys in an object, so every object is also checked
  * for them: a second "ports" must not silently replace the first.
  */
+#include "sgprobe/json.h"
 #include "sgprobe/matrix.h"
 
 #include <arpa/inet.h>
@@ -140,52 +141,6 @@ static bool is_integral(double d)
 	if (d > -4503599627370496.0 && d < 4503599627370496.0)
 		return (double)(long long)d == d;
 	return d == d;
-}
-
-/*
- * Parses JSON text of `len` bytes that need not be NUL-terminated. The text is
- * copied so that cJSON always sees a terminator, and anything but whitespace
- * after the value is an error. On failure returns NULL and the 1-based line of
- * the error in *line.
- */
-static cJSON *parse_json(const char *text, size_t len, unsigned *line, int *result)
-{
-	const char *end = NULL;
-	char *copy;
-	cJSON *root;
-	size_t off;
-	size_t i;
-
-	*line = 1;
-	copy = malloc(len + 1);
-	if (!copy) {
-		*result = -ENOMEM;
-		return NULL;
-	}
-	if (len > 0)
-		memcpy(copy, text, len);
-	copy[len] = '\0';
-
-	root = cJSON_ParseWithLengthOpts(copy, len, &end, false);
-	off = (end && end >= copy && end <= copy + len) ? (size_t)(end - copy) : 0;
-	if (root) {
-		while (off < len && (copy[off] == ' ' || copy[off] == '\t' || copy[off] == '\n' ||
-		                     copy[off] == '\r'))
-			off++;
-		if (off < len) {
-			cJSON_Delete(root);
-			root = NULL;
-		}
-	}
-	if (!root) {
-		for (i = 0; i < off; i++) {
-			if (copy[i] == '\n')
-				(*line)++;
-		}
-	}
-	free(copy);
-	*result = root ? 0 : -EINVAL;
-	return root;
 }
 
 /*
@@ -762,7 +717,7 @@ static matrix_t *parse_with(ctx_t *c, const char *text, size_t len)
 		fail_doc(c, msg);
 		return NULL;
 	}
-	root = parse_json(text ? text : "", text ? len : 0, &line, &result);
+	root = json_parse(text ? text : "", text ? len : 0, &line, &result);
 	if (!root) {
 		char msg[MATRIX_ERR_MAX];
 
@@ -1141,6 +1096,13 @@ matrix_plan_t *matrix_plan_for_role(const matrix_t *m, const char *role, const c
 				total += dests[d].all.n;
 		}
 	}
+	if (total > MATRIX_MAX_PLAN_TARGETS) {
+		/* A small file can multiply into a huge plan (roles × endpoints ×
+		 * ports): refuse it rather than exhaust memory. */
+		fail(&c, "role '%s': its plan would hold %zu probes, more than the limit of %d",
+		     m->roles[src].name, total, MATRIX_MAX_PLAN_TARGETS);
+		goto out;
+	}
 	if (total > 0) {
 		plan->targets = calloc(total, sizeof(*plan->targets));
 		if (!plan->targets)
@@ -1170,6 +1132,7 @@ matrix_plan_t *matrix_plan_for_role(const matrix_t *m, const char *role, const c
 
 oom:
 	fail(&c, "out of memory");
+out:
 	for (d = 0; d < n_dests; d++)
 		dest_dispose(&dests[d]);
 	free(dests);

@@ -6,6 +6,7 @@
  * and ignores unknown fields anywhere so that a newer agent never loses its
  * reports on an older collector.
  */
+#include "sgprobe/json.h"
 #include "sgprobe/report.h"
 
 #include <errno.h>
@@ -610,52 +611,6 @@ static int decode_report(ctx_t *c, const cJSON *root, report_t *r, bool *too_lar
 	return decode_results(c, cJSON_GetObjectItemCaseSensitive(root, "results"), r, too_large);
 }
 
-/*
- * Parses `len` bytes of JSON that need not be NUL-terminated: they are copied
- * with a terminator (cJSON reads one byte ahead in places), and anything but
- * whitespace after the value is an error. On failure returns NULL with the
- * 1-based line of the error in *line, and -ENOMEM or -EINVAL in *result.
- */
-static cJSON *parse_json(const char *text, size_t len, unsigned *line, int *result)
-{
-	const char *end = NULL;
-	char *copy;
-	cJSON *root;
-	size_t off;
-	size_t i;
-
-	*line = 1;
-	copy = malloc(len + 1);
-	if (!copy) {
-		*result = -ENOMEM;
-		return NULL;
-	}
-	if (len > 0)
-		memcpy(copy, text, len);
-	copy[len] = '\0';
-
-	root = cJSON_ParseWithLengthOpts(copy, len, &end, false);
-	off = (end && end >= copy && end <= copy + len) ? (size_t)(end - copy) : 0;
-	if (root) {
-		while (off < len && (copy[off] == ' ' || copy[off] == '\t' || copy[off] == '\n' ||
-		                     copy[off] == '\r'))
-			off++;
-		if (off < len) {
-			cJSON_Delete(root);
-			root = NULL;
-		}
-	}
-	if (!root) {
-		for (i = 0; i < off; i++) {
-			if (copy[i] == '\n')
-				(*line)++;
-		}
-	}
-	free(copy);
-	*result = root ? 0 : -EINVAL;
-	return root;
-}
-
 report_t *report_decode(const char *body, size_t len, char *err, size_t errlen, bool *too_large)
 {
 	ctx_t c = {err, errlen};
@@ -675,7 +630,7 @@ report_t *report_decode(const char *body, size_t len, char *err, size_t errlen, 
 		fail(&c, "body: %zu bytes exceeds the limit of %u", len, REPORT_MAX_BODY);
 		return NULL;
 	}
-	root = parse_json(body ? body : "", body ? len : 0, &line, &result);
+	root = json_parse(body ? body : "", body ? len : 0, &line, &result);
 	if (!root) {
 		if (result == -ENOMEM)
 			fail_oom(&c);

@@ -19,12 +19,13 @@
 #define MATRIX_ERR_MAX 256
 
 /** Upper bounds on a matrix, so that a hostile or broken file cannot exhaust memory. */
-#define MATRIX_MAX_FILE_BYTES (4u * 1024 * 1024)
-#define MATRIX_MAX_ROLES      1024
-#define MATRIX_MAX_ENDPOINTS  64    /* per role */
-#define MATRIX_MAX_PORTS      65535 /* per list: every TCP port */
-#define MATRIX_MAX_RULES      16384
-#define MATRIX_MAX_NAME       253 /* a role name, an endpoint: DNS's limit */
+#define MATRIX_MAX_FILE_BYTES   (4u * 1024 * 1024)
+#define MATRIX_MAX_ROLES        1024
+#define MATRIX_MAX_ENDPOINTS    64    /* per role */
+#define MATRIX_MAX_PORTS        65535 /* per list: every TCP port */
+#define MATRIX_MAX_RULES        16384
+#define MATRIX_MAX_PLAN_TARGETS 100000 /* probes in one role's plan */
+#define MATRIX_MAX_NAME         253    /* a role name, an endpoint: DNS's limit */
 
 /** A sorted, duplicate-free set of TCP ports. */
 typedef struct {
@@ -115,7 +116,8 @@ bool matrix_allows(const matrix_t *m, size_t from, size_t to, uint16_t port);
  * ∪ probe.ports ∪ the ports allowed from `role` to D, marked allow or deny.
  * An endpoint equal to `own_address` (the agent's own task address; NULL for
  * none) is skipped. Returns a new plan owned by the caller (matrix_plan_free()),
- * or NULL with a message in `err` (an unknown role, or out of memory).
+ * or NULL with a message in `err` (an unknown role, a plan of more than
+ * MATRIX_MAX_PLAN_TARGETS probes, or out of memory).
  */
 matrix_plan_t *matrix_plan_for_role(const matrix_t *m, const char *role, const char *own_address,
                                     char *err, size_t errlen);

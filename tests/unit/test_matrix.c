@@ -833,6 +833,48 @@ static void test_matrix_plan_outlives_matrix(void **state)
 	matrix_free(NULL);
 }
 
+/* A small file must not multiply into a plan that exhausts memory: 3 roles × 64
+ * endpoints × 600 ports is 115,200 probes, over the limit of 100,000. */
+static void test_matrix_plan_size_is_bounded(void **state)
+{
+	char err[MATRIX_ERR_MAX] = "";
+	size_t cap = 1u << 20, len = 0, r, e, p;
+	char *text = malloc(cap);
+	matrix_plan_t *plan;
+	matrix_t *m;
+
+	(void)state;
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len,
+	                        "{\"version\":1,\"name\":\"big\",\"probe\":{\"ports\":[");
+	for (p = 0; p < 600; p++)
+		len += (size_t)snprintf(text + len, cap - len, "%s%zu", p ? "," : "", p + 1);
+	len += (size_t)snprintf(text + len, cap - len, "]},\"roles\":{");
+	for (r = 0; r < 3; r++) {
+		len += (size_t)snprintf(text + len, cap - len, "%s\"r%zu\":{\"endpoints\":[",
+		                        r ? "," : "", r);
+		for (e = 0; e < 64; e++)
+			len += (size_t)snprintf(text + len, cap - len, "%s\"h%zu.r%zu\"",
+			                        e ? "," : "", e, r);
+		len += (size_t)snprintf(text + len, cap - len, "],\"ports\":[],\"agent\":true}");
+	}
+	len += (size_t)snprintf(text + len, cap - len, "},\"allow\":[]}");
+	m = matrix_parse(text, len, err, sizeof(err));
+	free(text);
+	if (!m)
+		fail_msg("%s", err);
+	plan = matrix_plan_for_role(m, "r0", NULL, err, sizeof(err));
+	assert_null(plan);
+	assert_string_equal(err, "role 'r0': its plan would hold 115200 probes, more than the "
+	                         "limit of 100000");
+	/* Skipping the agent's own endpoint leaves 114,600: still refused. */
+	plan = matrix_plan_for_role(m, "r0", "h0.r0", err, sizeof(err));
+	assert_null(plan);
+	assert_string_equal(err, "role 'r0': its plan would hold 114600 probes, more than the "
+	                         "limit of 100000");
+	matrix_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -851,6 +893,7 @@ int main(void)
 	    cmocka_unit_test(test_matrix_plan_probe_allowed_false),
 	    cmocka_unit_test(test_matrix_plan_unknown_role),
 	    cmocka_unit_test(test_matrix_plan_outlives_matrix),
+	    cmocka_unit_test(test_matrix_plan_size_is_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,9 @@
+#!/bin/bash
+# Fuzzes each parser (matrix_parse, report_decode) for 20 seconds with libFuzzer,
+# AddressSanitizer and UndefinedBehaviorSanitizer: tests/fuzz/run.sh prints one
+# TAP line per target ("ok N - fuzz_matrix: no crash in 20 s (E execs)") and
+# fails on any crash, leak, undefined behaviour or broken round trip.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top" || exit 2
+sh tests/fuzz/run.sh 20
