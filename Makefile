@@ -27,6 +27,7 @@ endif
 # `make clean` work on a machine that has none of the libraries yet.
 DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 DEP_LIBS = $(shell $(PKG_CONFIG) --libs libuv libcjson libcurl openssl)
+H2O_LIBS = $(shell $(PKG_CONFIG) --libs libh2o)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
 
 CFLAGS ?= $(OPT) -g
@@ -36,20 +37,25 @@ ALL_LDFLAGS = -Wl,--as-needed $(SANFLAGS) $(LDFLAGS)
 
 LIB_SRC := $(wildcard lib/*.c)
 AGENT_SRC := $(wildcard agent/*.c)
+COLLECTOR_SRC := $(wildcard collector/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 AGENT_OBJ := $(AGENT_SRC:%.c=$(BUILD)/%.o)
 AGENT_LIB_OBJ := $(filter-out $(BUILD)/agent/main.o,$(AGENT_OBJ))
+COLLECTOR_OBJ := $(COLLECTOR_SRC:%.c=$(BUILD)/%.o)
+COLLECTOR_LIB_OBJ := $(filter-out $(BUILD)/collector/main.o,$(COLLECTOR_OBJ)) \
+	$(if $(wildcard collector/dashboard.html),$(BUILD)/gen/dashboard_html.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps test demo bench fuzz clean format check-format
-all: $(BUILD)/sgprobe-agent $(BUILD)/labd $(UNIT_BIN)
+COLLECTOR_BIN := $(if $(wildcard collector/main.c),$(BUILD)/sgprobe-collector)
+all: $(BUILD)/sgprobe-agent $(COLLECTOR_BIN) $(BUILD)/labd $(UNIT_BIN)
 
 deps:
 	@sh scripts/deps.sh
 
-$(BUILD)/%.o: %.c $(wildcard include/sgprobe/*.h agent/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/sgprobe/*.h agent/*.h collector/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -61,16 +67,31 @@ $(BUILD)/libagent.a: $(AGENT_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The dashboard page, embedded in the binary.
+$(BUILD)/gen/dashboard_html.c: collector/dashboard.html scripts/embed.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed.sh dashboard_html $< > $@
+
+$(BUILD)/gen/dashboard_html.o: $(BUILD)/gen/dashboard_html.c
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libcollector.a: $(COLLECTOR_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(BUILD)/sgprobe-agent: $(BUILD)/agent/main.o $(BUILD)/libagent.a $(BUILD)/libsgprobe.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+$(BUILD)/sgprobe-collector: $(BUILD)/collector/main.o $(BUILD)/libcollector.a $(BUILD)/libsgprobe.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(H2O_LIBS) $(DEP_LIBS)
 
 $(BUILD)/labd: tests/lab/labd.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(shell $(PKG_CONFIG) --libs openssl)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libagent.a $(BUILD)/libsgprobe.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcollector.a $(BUILD)/libagent.a $(BUILD)/libsgprobe.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(H2O_LIBS) $(DEP_LIBS) $(CMOCKA_LIBS)
 
 # The suite runs against the sanitized build: every test also checks memory safety.
 test: deps
@@ -92,10 +113,10 @@ fuzz: deps
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 format:
-	clang-format -i $(LIB_SRC) $(AGENT_SRC) $(UNIT_SRC) include/sgprobe/*.h agent/*.h tests/lab/labd.c
+	clang-format -i $(LIB_SRC) $(AGENT_SRC) $(COLLECTOR_SRC) $(UNIT_SRC) include/sgprobe/*.h agent/*.h $(wildcard collector/*.h) tests/lab/labd.c
 
 check-format:
-	@clang-format --dry-run -Werror $(LIB_SRC) $(AGENT_SRC) $(UNIT_SRC) include/sgprobe/*.h agent/*.h tests/lab/labd.c
+	@clang-format --dry-run -Werror $(LIB_SRC) $(AGENT_SRC) $(COLLECTOR_SRC) $(UNIT_SRC) include/sgprobe/*.h agent/*.h $(wildcard collector/*.h) tests/lab/labd.c
 
 clean:
 	rm -rf build build-san build-fuzz tests/out

@@ -2,6 +2,7 @@
  * config: flags and SGPROBE_* environment variables.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -24,6 +25,12 @@ enum {
 	OPT_PROBE_CA_FILE,
 	OPT_AGENT_ADDRESS,
 	OPT_JSON_FILE,
+	OPT_PUSH,
+	OPT_KEY_ID,
+	OPT_KEY_FILE,
+	OPT_AGENT_ID,
+	OPT_CLUSTER,
+	OPT_CA_FILE,
 	OPT_HELP,
 };
 
@@ -41,6 +48,12 @@ static const struct option options[] = {
     {"probe-ca-file", required_argument, NULL, OPT_PROBE_CA_FILE},
     {"agent-address", required_argument, NULL, OPT_AGENT_ADDRESS},
     {"json-file", required_argument, NULL, OPT_JSON_FILE},
+    {"push", required_argument, NULL, OPT_PUSH},
+    {"key-id", required_argument, NULL, OPT_KEY_ID},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"agent-id", required_argument, NULL, OPT_AGENT_ID},
+    {"cluster", required_argument, NULL, OPT_CLUSTER},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -58,6 +71,12 @@ static const char *const env_names[] = {
     [OPT_PROBE_CA_FILE - OPT_ONCE] = "SGPROBE_PROBE_CA_FILE",
     [OPT_AGENT_ADDRESS - OPT_ONCE] = "SGPROBE_AGENT_ADDRESS",
     [OPT_JSON_FILE - OPT_ONCE] = "SGPROBE_JSON_FILE",
+    [OPT_PUSH - OPT_ONCE] = "SGPROBE_PUSH",
+    [OPT_KEY_ID - OPT_ONCE] = "SGPROBE_KEY_ID",
+    [OPT_KEY_FILE - OPT_ONCE] = "SGPROBE_KEY_FILE",
+    [OPT_AGENT_ID - OPT_ONCE] = "SGPROBE_AGENT_ID",
+    [OPT_CLUSTER - OPT_ONCE] = "SGPROBE_CLUSTER",
+    [OPT_CA_FILE - OPT_ONCE] = "SGPROBE_CA_FILE",
 };
 
 void config_usage(FILE *f)
@@ -89,6 +108,15 @@ void config_usage(FILE *f)
 	      "                         (SGPROBE_AGENT_ADDRESS)\n"
 	      "  --json-file FILE       also write the JSON document to FILE, whatever\n"
 	      "                         --format prints (SGPROBE_JSON_FILE)\n"
+	      "  --push URL             also send the run as one signed report (mode once)\n"
+	      "                         to the collector at URL (SGPROBE_PUSH)\n"
+	      "  --key-id ID            the report's signing key (SGPROBE_KEY_ID)\n"
+	      "  --key-file FILE        its secret, trailing newline stripped\n"
+	      "                         (SGPROBE_KEY_FILE; or SGPROBE_KEY, the secret itself)\n"
+	      "  --agent-id ID          default HOSTNAME/ROLE (SGPROBE_AGENT_ID)\n"
+	      "  --cluster NAME         default \"default\" (SGPROBE_CLUSTER)\n"
+	      "  --ca-file FILE         the collector's CA; default the system store\n"
+	      "                         (SGPROBE_CA_FILE)\n"
 	      "  --help                 this text\n",
 	      f);
 }
@@ -130,6 +158,11 @@ int config_parse_fail_on(const char *list, uint32_t *out, char *err, size_t errl
 		set |= 1u << v;
 	}
 	free(copy);
+	if (!result && !set) {
+		/* An empty set would pass every run: surely not what was meant. */
+		snprintf(err, errlen, "--fail-on: '%s' names no verdict", list);
+		result = -EINVAL;
+	}
 	if (!result)
 		*out = set;
 	return result;
@@ -179,7 +212,7 @@ static int apply(config_t *cfg, int opt, const char *val, char *err, size_t errl
 	case OPT_FAIL_ON:
 		return config_parse_fail_on(val, &cfg->fail_on, err, errlen);
 	case OPT_TIMEOUT_MS:
-		return parse_uint(flag, val, 1, 600000, &cfg->timeout_ms, err, errlen);
+		return parse_uint(flag, val, 1, 60000, &cfg->timeout_ms, err, errlen);
 	case OPT_CONCURRENCY:
 		return parse_uint(flag, val, 1, 65536, &cfg->concurrency, err, errlen);
 	case OPT_RATE:
@@ -189,11 +222,42 @@ static int apply(config_t *cfg, int opt, const char *val, char *err, size_t errl
 	case OPT_PROBE_CA_FILE:
 		cfg->probe_ca_file = val;
 		return 0;
-	case OPT_AGENT_ADDRESS:
+	case OPT_AGENT_ADDRESS: {
+		/* A typo here would make the agent probe itself: a false violation. */
+		struct in6_addr buf;
+
+		if (inet_pton(AF_INET, val, &buf) != 1 && inet_pton(AF_INET6, val, &buf) != 1) {
+			snprintf(err, errlen, "--agent-address: '%s' is not an IP address", val);
+			return -EINVAL;
+		}
 		cfg->agent_address = val;
 		return 0;
+	}
 	case OPT_JSON_FILE:
 		cfg->json_file = val;
+		return 0;
+	case OPT_PUSH:
+		if (strncmp(val, "http://", 7) && strncmp(val, "https://", 8)) {
+			snprintf(err, errlen, "--push: '%s' is not an http:// or https:// URL",
+			         val);
+			return -EINVAL;
+		}
+		cfg->push = val;
+		return 0;
+	case OPT_KEY_ID:
+		cfg->key_id = val;
+		return 0;
+	case OPT_KEY_FILE:
+		cfg->key_file = val;
+		return 0;
+	case OPT_AGENT_ID:
+		cfg->agent_id = val;
+		return 0;
+	case OPT_CLUSTER:
+		cfg->cluster = val;
+		return 0;
+	case OPT_CA_FILE:
+		cfg->ca_file = val;
 		return 0;
 	case OPT_HELP:
 		cfg->help = true;
@@ -229,6 +293,10 @@ int config_parse(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 			return result;
 		}
 	}
+	/* The secret itself has no flag: a flag would show it in `ps`. */
+	cfg->key = getenv("SGPROBE_KEY");
+	if (cfg->key && !*cfg->key)
+		cfg->key = NULL;
 	/* 0, not 1: only then does glibc reset all of getopt's state. With 1, a
 	 * second parse resumes from a pointer into the previous argv (left behind by
 	 * a short option such as "-x"), which may be gone. */

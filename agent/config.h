@@ -28,6 +28,13 @@ typedef struct {
 	const char *probe_ca_file; /* --probe-ca-file; NULL = the system store */
 	const char *agent_address; /* --agent-address */
 	const char *json_file;     /* --json-file: also write the JSON document there */
+	const char *push;          /* --push URL: send the report to a collector */
+	const char *key_id;        /* --key-id */
+	const char *key_file;      /* --key-file; SGPROBE_KEY holds the secret itself */
+	const char *key;           /* SGPROBE_KEY: the secret, as ECS secrets deliver it */
+	const char *agent_id;      /* --agent-id; default hostname/role */
+	const char *cluster;       /* --cluster; default "default" */
+	const char *ca_file;       /* --ca-file: the collector's CA; default the system store */
 } config_t;
 
 /** The default --fail-on set: every verdict but ok and unverified. */

@@ -2,6 +2,7 @@
  * sgprobe-agent: the sidecar that probes the paths a task must and must not reach.
  */
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -12,8 +13,16 @@ int main(int argc, char **argv)
 	char err[CONFIG_ERR_MAX];
 	config_t cfg;
 
+	struct rlimit rl;
+
 	/* A peer that closes during a TLS handshake must not kill the agent. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Every probe in flight holds a descriptor: allow as many as the hard
+	 * limit does, so that --concurrency is not silently capped at 1024. */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	if (config_parse(&cfg, argc, argv, err, sizeof(err))) {
 		fprintf(stderr, "sgprobe-agent: %s\n", err);
 		config_usage(stderr);

@@ -6,10 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <openssl/err.h>
 
 #include "once.h"
 #include "probe.h"
+#include "push.h"
 
 typedef struct {
 	bool done;
@@ -133,6 +135,7 @@ int once_run(const config_t *cfg, FILE *out)
 	output_summary_t sum;
 	once_state_t st = {false};
 	probe_config_t pc;
+	push_key_t key = {NULL, NULL, 0};
 	const probe_result_t *res;
 	uv_loop_t loop;
 	uint64_t t0;
@@ -144,10 +147,20 @@ int once_run(const config_t *cfg, FILE *out)
 		fprintf(stderr, "sgprobe-agent: --once needs --matrix FILE and --role ROLE\n");
 		return ONCE_EXIT_USAGE;
 	}
+	/* A push that cannot be signed is a configuration error: found before
+	 * a single probe is sent. */
+	if (cfg->push) {
+		char kerr[PUSH_ERR_MAX];
+
+		if (push_key_load(cfg, &key, kerr, sizeof(kerr))) {
+			fprintf(stderr, "sgprobe-agent: %s\n", kerr);
+			return ONCE_EXIT_USAGE;
+		}
+	}
 	m = matrix_load(cfg->matrix, err, sizeof(err));
 	if (!m) {
 		fprintf(stderr, "sgprobe-agent: %s\n", err);
-		return ONCE_EXIT_USAGE;
+		goto out;
 	}
 	plan = matrix_plan_for_role(m, cfg->role, cfg->agent_address, err, sizeof(err));
 	if (!plan) {
@@ -167,6 +180,8 @@ int once_run(const config_t *cfg, FILE *out)
 			goto out;
 	}
 
+	/* From here on a failure is the run's, not the configuration's: exit 1. */
+	status = ONCE_EXIT_FAIL;
 	memset(&pc, 0, sizeof(pc));
 	pc.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : plan->timeout_ms;
 	pc.concurrency = cfg->concurrency;
@@ -213,7 +228,25 @@ int once_run(const config_t *cfg, FILE *out)
 	if (cfg->json_file && write_json_file(cfg->json_file, rows, n, &sum))
 		goto out;
 	status = sum.failing ? ONCE_EXIT_FAIL : ONCE_EXIT_PASS;
+	if (cfg->push) {
+		char perr[PUSH_ERR_MAX];
+		int sent;
+
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		sent = push_once(cfg, &key, plan, res, n, (uint64_t)(sum.elapsed_s * 1000), perr,
+		                 sizeof(perr));
+		curl_global_cleanup();
+		if (sent < 0) {
+			/* The smoke test did not do all it was asked: it fails. */
+			fprintf(stderr, "sgprobe-agent: %s\n", perr);
+			status = ONCE_EXIT_FAIL;
+		} else {
+			fprintf(stderr, "sgprobe-agent: pushed %d report%s to %s\n", sent,
+			        sent == 1 ? "" : "s", cfg->push);
+		}
+	}
 out:
+	push_key_dispose(&key);
 	free(rows);
 	probe_run_free(run);
 	SSL_CTX_free(tls);

@@ -139,7 +139,6 @@ typedef struct {
 /* A write of handshake bytes; the data follows the request. */
 typedef struct {
 	uv_write_t req;
-	size_t len;
 	char data[];
 } write_t;
 
@@ -233,14 +232,14 @@ static int record(probe_run_t *run, const probe_result_t *res)
 }
 
 /* Records a result that no connection produced (DNS failure, no socket). */
-static void record_error(probe_run_t *run, size_t target, const char *address, const char *fmt,
-                         const char *what)
+static void record_error(probe_run_t *run, size_t target, size_t order, const char *address,
+                         const char *fmt, const char *what)
 {
 	probe_result_t res;
 
 	memset(&res, 0, sizeof(res));
 	res.target = target;
-	res.order = 0;
+	res.order = order;
 	if (address)
 		snprintf(res.address, sizeof(res.address), "%s", address);
 	res.state = VERDICT_STATE_ERROR;
@@ -263,7 +262,7 @@ static void fail_name(probe_run_t *run, size_t first, int status)
 		const matrix_target_t *mt = &run->plan->targets[t];
 
 		if (mt->probe && !strcmp(mt->target, name))
-			record_error(run, t, NULL, "dns: %s", what);
+			record_error(run, t, 0, NULL, "dns: %s", what);
 	}
 }
 
@@ -401,9 +400,8 @@ static void conn_close(conn_t *c)
 		c->open_handles++;
 	} else {
 		if (c->res.state == VERDICT_STATE_OPEN) {
-			/* Close an open plain probe with a reset, as nmap does: the
-			 * connection leaves the server's accept queue before the
-			 * application sees it, and no TIME_WAIT piles up in the task. */
+			/* Close an open plain probe with a reset, as nmap does: no FIN
+			 * exchange, and no TIME_WAIT piles up in the task. */
 			struct linger lg = {1, 0};
 
 			setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -583,7 +581,6 @@ static int tls_flush(conn_t *c)
 			free(w);
 			return -EIO;
 		}
-		w->len = (size_t)n;
 		buf = uv_buf_init(w->data, (unsigned)n);
 		result = uv_write(&w->req, (uv_stream_t *)&c->h.tcp, &buf, 1, on_written);
 		if (result) {
@@ -791,10 +788,12 @@ static void on_writable(uv_poll_t *p, int status, int events)
 	(void)events;
 	if (c->decided)
 		return;
-	if (status < 0)
-		err = -status;
-	else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len))
+	/* The socket's own error first: libuv reports any error on a polled
+	 * socket as UV_EBADF, which would turn a late RST into a local error. */
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len))
 		err = errno;
+	else if (!err && status < 0)
+		err = -status;
 	if (err) {
 		classify_failure(c, -err);
 	} else {
@@ -899,13 +898,13 @@ static void start_job(probe_run_t *run, size_t ji)
 		int e = -errno;
 
 		snprintf(what, sizeof(what), "%s (%s)", uv_strerror(e), uv_err_name(e));
-		record_error(run, j->target, h->name, "socket: %s", what);
+		record_error(run, j->target, j->order, h->name, "socket: %s", what);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
-		record_error(run, j->target, h->name, "%s", "out of memory");
+		record_error(run, j->target, j->order, h->name, "%s", "out of memory");
 		return;
 	}
 	c->run = run;

@@ -443,6 +443,12 @@ static int parse_role(ctx_t *c, const cJSON *obj, matrix_role_t *role)
 		result = parse_ports(c, item, p, false, &role->tls_ports);
 		if (result)
 			return result;
+		/* A TLS port the role does not serve would never be probed. */
+		for (size_t i = 0; i < role->tls_ports.n; i++) {
+			if (!matrix_ports_has(&role->ports, role->tls_ports.v[i]))
+				return fail(c, "%s: port %u is not in %s.ports", p,
+				            (unsigned)role->tls_ports.v[i], base);
+		}
 	}
 	item = cJSON_GetObjectItemCaseSensitive(obj, "silent");
 	if (item) {

@@ -181,6 +181,9 @@ static cJSON *encode_result(const report_result_t *res)
 	    (unsigned)res->state >= VERDICT_STATE_COUNT ||
 	    (res->latency_us >= 0 && (uint64_t)res->latency_us > REPORT_MAX_SEQ))
 		return NULL;
+	/* What the decoder refuses, the encoder never writes. */
+	if (res->state != VERDICT_STATE_ERROR && (!res->address || res->latency_us < 0))
+		return NULL;
 	obj = cJSON_CreateObject();
 	if (!obj)
 		return NULL;

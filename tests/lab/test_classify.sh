@@ -242,6 +242,30 @@ SGPROBE_FAIL_ON=unverified ip netns exec $C "$agent" --once --matrix "$work/matr
 	--role client --agent-address 198.18.0.129 --timeout-ms 300 --fail-on ok >/dev/null 2>&1
 eq "--fail-on ok: an ok verdict fails" "$?" 1
 
+# --fail-on decides the exit status: a run whose only problem is a blocked path
+# passes when only violations fail it, and fails by default.
+cat >"$work/blocked.json" <<'EOF'
+{ "version": 1, "name": "blocked", "probe": { "ports": [], "timeout_ms": 300 },
+  "roles": { "client": { "endpoints": ["198.18.0.129"], "ports": [], "agent": true },
+             "srv": { "endpoints": ["198.18.0.194"], "ports": [8000, 8002], "agent": false } },
+  "allow": [ { "from": "client", "to": "srv", "ports": [8000, 8002] } ] }
+EOF
+ip netns exec $C "$agent" --once --matrix "$work/blocked.json" --role client \
+	--agent-address 198.18.0.129 >/dev/null 2>&1
+eq "a blocked path fails the run by default" "$?" 1
+ip netns exec $C "$agent" --once --matrix "$work/blocked.json" --role client \
+	--agent-address 198.18.0.129 --fail-on violation >/dev/null 2>&1
+eq "--fail-on violation: a run with only a blocked path passes" "$?" 0
+SGPROBE_FAIL_ON=violation ip netns exec $C "$agent" --once --matrix "$work/blocked.json" \
+	--role client --agent-address 198.18.0.129 >/dev/null 2>&1
+eq "SGPROBE_FAIL_ON=violation: the same" "$?" 0
+"$agent" --once --matrix "$work/blocked.json" --role client --fail-on , >/dev/null 2>&1
+eq "--fail-on naming no verdict: exit 2" "$?" 2
+"$agent" --once --matrix "$work/blocked.json" --role client --agent-address 198.18.0.l29 \
+	>/dev/null 2>"$work/u6"
+eq "a mistyped --agent-address: exit 2" "$?" 2
+check "a mistyped --agent-address: named" grep -q "agent-address: '198.18.0.l29'" "$work/u6"
+
 # --- fail-safe: no descriptors, no false comfort --------------------------------------
 cat >"$work/denied.json" <<'EOF'
 { "version": 1, "name": "failsafe", "probe": { "ports": [8001, 8002, 8003, 8005, 8006, 8007], "timeout_ms": 500 },
@@ -258,7 +282,7 @@ for n in 6 7 8 9 10 11 12 13 14 15 16; do
 		--once --matrix \"$work/denied.json\" --role client --format json" \
 		>"$work/emfile.json" 2>"$work/emfile.err"
 	rc=$?
-	[ $rc -le 1 ] && break
+	[ -s "$work/emfile.json" ] && break
 done
 eq "no sockets: exit 1" "$rc" 1
 eq "no sockets: every denied path is error/inconclusive, none ok" \

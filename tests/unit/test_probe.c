@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -94,6 +95,31 @@ int getaddrinfo(const char *node, const char *service, const struct addrinfo *hi
 	}
 	*res = head;
 	return 0;
+}
+
+/* ---- a slower network ---- */
+
+/*
+ * On loopback every answer is in before connect() returns, so the engine
+ * settles it at once. Set, this makes TCP_INFO say "still connecting", as on
+ * any real network, so that the answer goes through the event loop instead.
+ * Test-only state: the tests run one at a time.
+ */
+static bool pretend_connecting;
+
+typedef int (*getsockopt_fn)(int, int, int, void *, socklen_t *);
+
+int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	getsockopt_fn real = (getsockopt_fn)dlsym(RTLD_NEXT, "getsockopt");
+	int result;
+
+	if (!real)
+		return -1;
+	result = real(fd, level, name, val, len);
+	if (!result && pretend_connecting && level == IPPROTO_TCP && name == TCP_INFO)
+		((struct tcp_info *)val)->tcpi_state = TCP_SYN_SENT;
+	return result;
 }
 
 /*
@@ -946,10 +972,44 @@ static void test_probe_dns_failure_is_an_error(void **state)
 	matrix_plan_free(plan);
 }
 
+/*
+ * An answer that arrives after connect() returned goes through the event loop:
+ * a RST there is still closed (not a local error), and a handshake still open.
+ */
+static void test_probe_late_answers_through_the_loop(void **state)
+{
+	listener_t l;
+	uint16_t closed = closed_port();
+	matrix_plan_t *plan;
+	probe_config_t cfg = config_default();
+	probe_run_t *run;
+	const probe_result_t *res;
+	round_t r;
+	size_t n;
+
+	(void)state;
+	listener_open(&l, 64);
+	plan = plan_new(2);
+	plan_set(plan, 0, "127.0.0.1", l.port, VERDICT_EXPECT_ALLOW);
+	plan_set(plan, 1, "127.0.0.1", closed, VERDICT_EXPECT_DENY);
+	pretend_connecting = true;
+	run = run_round(&cfg, plan, &r);
+	pretend_connecting = false;
+	res = probe_run_results(run, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(res[0].state, VERDICT_STATE_OPEN);
+	assert_int_equal(res[1].state, VERDICT_STATE_CLOSED);
+	assert_string_equal(res[1].detail, "connection refused (RST)");
+	probe_run_free(run);
+	matrix_plan_free(plan);
+	listener_close(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_probe_open_and_closed_ports),
+	    cmocka_unit_test(test_probe_late_answers_through_the_loop),
 	    cmocka_unit_test(test_probe_results_ordered_by_target),
 	    cmocka_unit_test(test_probe_skips_own_address),
 	    cmocka_unit_test(test_probe_own_address_only_that_address),
