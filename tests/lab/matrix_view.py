@@ -35,7 +35,7 @@ def main(matrix_path, paths):
         for src in sources:
             cell = cells.get((src, (dst, port)))
             if not cell:
-                text = "-"  # the agent's own task, never probed
+                text = "-"  # not probed: the agent's own task, or probe_allowed false
             else:
                 text = ("+" if cell[0] == "allow" else " ") + SHORT[cell[1]]
             pad = f"{text:<{width}}"
@@ -44,7 +44,7 @@ def main(matrix_path, paths):
             out.append(pad)
         print(f"{dst + ':' + str(port):<{label}}  " + " ".join(out))
     print("\n+ allowed path (must be open); others must be closed. unverif: a timeout towards an"
-          "\naddress nothing proved alive, or a silent destination. -: the agent's own task.")
+          "\naddress nothing proved alive, or a silent destination. -: not probed (the agent's own\ntask, or an allowed path with probe_allowed false).")
 
 
 if __name__ == "__main__":
