@@ -10,6 +10,7 @@
 #   lab.sh ns ROLE         print ROLE's namespace name
 #   lab.sh roles           list the roles
 #   lab.sh ca              print the path of the lab CA certificate
+#   lab.sh stop ROLE       stop ROLE's listener, freeing its ports for a real server
 #
 # Environment:
 #   SGPROBE_LAB_SG      security groups, `aws ec2 describe-security-groups` output
@@ -305,6 +306,15 @@ main() {
 	addr | ns)
 		[ $# -eq 1 ] || die "usage: lab.sh $cmd ROLE"
 		if [ "$cmd" = addr ]; then role_field "$1" 3; else role_field "$1" 2; fi
+		;;
+	stop)
+		# Frees a role's ports for a real server (the demo's collector).
+		[ $# -eq 1 ] || die "usage: lab.sh stop ROLE"
+		need_root stop
+		role_field "$1" 2 >/dev/null
+		local pid
+		read -r pid <"$DIR/$1.pid" 2>/dev/null || die "$1 has no listener running"
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = labd ] && stop_pids "$pid"
 		;;
 	roles) roles_tsv | cut -f1 ;;
 	ca) echo "$DIR/ca.pem" ;;

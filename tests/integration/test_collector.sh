@@ -1,0 +1,218 @@
+#!/bin/bash
+# The collector as a real process on loopback: signed reports from several agents
+# and roles (signed by tests/integration/sign.py, written apart from the C code),
+# the matrix view they produce, every kind of bad input with its status code and
+# message, plans with ETags, reload, health, shutdown, and the agent's
+# --once --push feeding it.
+. "$(dirname "$0")/../lib.sh"
+set -u
+
+collector="$build/sgprobe-collector"
+sign="$top/tests/integration/sign.py"
+work=$(mktemp -d /tmp/sgprobe-collector.XXXXXX)
+pid=""
+
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+P=$(free_port)
+A=$(free_port)
+agents="http://127.0.0.1:$P"
+admin="http://127.0.0.1:$A"
+
+# A small matrix on loopback addresses: web and api have agents, db has none.
+cat >"$work/matrix.json" <<'EOF'
+{ "version": 1, "name": "loop",
+  "probe": { "ports": [5432], "interval_s": 60, "timeout_ms": 300 },
+  "roles": {
+    "web": { "endpoints": ["127.0.0.11"], "ports": [80], "agent": true },
+    "api": { "endpoints": ["127.0.0.12"], "ports": [8000], "agent": true },
+    "db":  { "endpoints": ["127.0.0.13"], "ports": [5432], "agent": false } },
+  "allow": [ { "from": "web", "to": "api", "ports": [8000] },
+             { "from": "api", "to": "db", "ports": [5432] } ] }
+EOF
+printf 'web-secret\n' >"$work/web.secret"
+cat >"$work/keys.json" <<'EOF'
+{ "keys": [ { "id": "web-1", "secret_file": "web.secret", "roles": ["web"] },
+            { "id": "api-1", "secret": "api-secret", "roles": ["api"] },
+            { "id": "api-2", "secret": "api-secret-next", "roles": ["api"] } ] }
+EOF
+
+"$collector" --matrix "$work/matrix.json" --keys "$work/keys.json" \
+	--listen "127.0.0.1:$P" --admin-listen "127.0.0.1:$A" 2>"$work/collector.log" &
+pid=$!
+for i in $(seq 50); do
+	curl -sf "$admin/healthz" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+check "the collector serves /healthz on both listeners" sh -c \
+	"curl -sf $admin/healthz >/dev/null && curl -sf $agents/healthz >/dev/null"
+check "sgprobe-collector health answers 0" "$collector" health --admin-listen "127.0.0.1:$A"
+
+# report FILE ROLE SEQ AGENT ADDRESS BOOT RESULTS: writes a daemon report.
+report() {
+	local addr=$5
+	cat >"$1" <<EOF
+{"schema":"sgprobe.report/v1","agent":{"id":"$4","role":"$2","cluster":"test","az":null,
+ "address":"$addr","version":"0.1.0","boot":"${6:-b1}"},"seq":$3,
+ "sent_at":"2026-11-29T10:00:00.000Z","mode":"daemon","interval_s":60,"round_ms":120,"final":false,
+ "results":[$7]}
+EOF
+}
+res() { # res DST TARGET ADDRESS PORT EXPECTED STATE
+	printf '{"dst_role":"%s","target":"%s","address":"%s","port":%s,"expected":"%s","state":"%s","latency_us":100,"at":"2026-11-29T10:00:00.000Z","detail":null,"tls":null}' "$@"
+}
+
+# post KEY SECRET FILE [extra curl args]: prints "STATUS BODY".
+post() {
+	local auth
+	auth=$(python3 "$sign" "$1" "$2" POST /v1/reports "$3")
+	curl -s -o "$work/body" -w '%{http_code}' -H "Authorization: $auth" \
+		-H 'Content-Type: application/json' --data-binary "@$3" "${@:4}" "$agents/v1/reports"
+	printf ' %s' "$(cat "$work/body")"
+}
+
+# --- accepted reports from two agents of two roles --------------------------------
+report "$work/r1.json" web 1 web-a 127.0.0.11 b1 "$(res api 127.0.0.12 127.0.0.12 8000 allow open),$(res db 127.0.0.13 127.0.0.13 5432 deny filtered)"
+eq "a signed report is accepted" "$(post web-1 web-secret "$work/r1.json")" '202 {"accepted":2}'
+eq "the same report again is a duplicate, answered 200" "$(post web-1 web-secret "$work/r1.json")" \
+	'200 {"accepted":0,"duplicate":true}'
+report "$work/r2.json" api 7 api-a 127.0.0.12 b1 "$(res db 127.0.0.13 127.0.0.13 5432 allow closed),$(res web 127.0.0.11 127.0.0.11 80 deny open)"
+eq "the second key of a role is valid too (rotation)" "$(post api-2 api-secret-next "$work/r2.json")" '202 {"accepted":2}'
+
+curl -s "$admin/v1/matrix" >"$work/view.json"
+cell() { jq -r ".cells[] | select(.src_role == \"$1\" and .dst_role == \"$2\" and .port == $3) | .verdict" "$work/view.json"; }
+eq "view: schema" "$(jq -r .schema "$work/view.json")" "sgprobe.matrix-view/v1"
+eq "view: web → api:8000 open and allowed is ok" "$(cell web api 8000)" ok
+eq "view: api → web:80 open but denied is a violation" "$(cell api web 80)" violation
+eq "view: api → db:5432 RST on an allowed path is no_listener" "$(cell api db 5432)" no_listener
+eq "view: web → db:5432 timeout, db proved alive by api's RST, is ok" "$(cell web db 5432)" ok
+eq "view: a path nobody reported is unobserved" "$(cell web web 80)" unobserved
+eq "view: both agents are live" "$(jq -r '[.agents[].state] | join(",")' "$work/view.json")" "live,live"
+
+# --- every bad input: its status and a message naming the problem ---------------------
+printf '{"schema": "sgprobe.report/v1", ' >"$work/bad.json"
+r=$(post web-1 web-secret "$work/bad.json")
+eq "malformed JSON: 400" "${r%% *}" 400
+check "malformed JSON: says so" grep -q 'JSON' "$work/body"
+report "$work/type.json" web 2 web-a 127.0.0.11 b1 "$(res api 127.0.0.12 127.0.0.12 '"8000"' allow open)"
+r=$(post web-1 web-secret "$work/type.json")
+eq "wrong type: 400" "${r%% *}" 400
+check "wrong type: names the field" grep -q 'results\[0\].port' "$work/body"
+report "$work/enum.json" web 2 web-a 127.0.0.11 b1 "$(res api 127.0.0.12 127.0.0.12 8000 allow ajar)"
+r=$(post web-1 web-secret "$work/enum.json")
+eq "bad enum: 400" "${r%% *}" 400
+check "bad enum: names the field" grep -q 'results\[0\].state' "$work/body"
+head -c 1100000 /dev/zero | tr '\0' ' ' >"$work/huge.json"
+r=$(post web-1 web-secret "$work/huge.json")
+eq "a body over 1 MiB: 413" "${r%% *}" 413
+r=$(post web-1 wrong-secret "$work/r1.json")
+eq "bad signature: 401" "${r%% *}" 401
+check "bad signature: says so" grep -q 'signature' "$work/body"
+auth=$(python3 "$sign" web-1 web-secret POST /v1/reports "$work/r1.json" --timestamp $(($(date +%s) - 400)))
+r=$(curl -s -o "$work/body" -w '%{http_code}' -H "Authorization: $auth" --data-binary "@$work/r1.json" "$agents/v1/reports")
+eq "a timestamp 400 s old: 401" "$r" 401
+report "$work/role.json" api 9 api-x 127.0.0.12 b1 "$(res db 127.0.0.13 127.0.0.13 5432 allow open)"
+r=$(post web-1 web-secret "$work/role.json")
+eq "a key reporting for another role: 401" "${r%% *}" 401
+check "wrong role: names key and role" grep -q "web-1.*api" "$work/body"
+r=$(curl -s -o "$work/body" -w '%{http_code}' "$agents/v1/plan?role=web")
+eq "an unsigned plan request: 401" "$r" 401
+r=$(curl -s -o /dev/null -w '%{http_code}' "$agents/v1/matrix")
+eq "the matrix is not on the agents' listener" "$r" 404
+r=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary "@$work/r1.json" "$admin/v1/reports")
+eq "reports are not taken on the admin listener" "$r" 404
+curl -s "$admin/v1/matrix" >"$work/view2.json"
+eq "after the refusals, what was accepted is still there" \
+	"$(jq -c '[.cells[] | select(.verdict != "unobserved") | [.src_role, .dst_role, .port, .verdict]]' "$work/view2.json")" \
+	"$(jq -c '[.cells[] | select(.verdict != "unobserved") | [.src_role, .dst_role, .port, .verdict]]' "$work/view.json")"
+
+# --- plans ----------------------------------------------------------------------------
+auth=$(python3 "$sign" web-1 web-secret GET "/v1/plan?role=web")
+curl -s -D "$work/h" -o "$work/plan.json" -H "Authorization: $auth" "$agents/v1/plan?role=web"
+eq "a signed plan request: the plan" "$(jq -r '.schema + " " + .role' "$work/plan.json")" "sgprobe.plan/v1 web"
+eq "the plan: web → api:8000 allowed" \
+	"$(jq -r '.targets[] | select(.dst_role == "api" and .port == 8000) | .expected' "$work/plan.json")" allow
+etag=$(sed -n 's/^etag: *//Ip' "$work/h" | tr -d '\r')
+check "the plan has an ETag" test -n "$etag"
+r=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $auth" -H "If-None-Match: $etag" "$agents/v1/plan?role=web")
+eq "If-None-Match with the same ETag: 304" "$r" 304
+auth=$(python3 "$sign" web-1 web-secret GET "/v1/plan?role=api")
+r=$(curl -s -o "$work/body" -w '%{http_code}' -H "Authorization: $auth" "$agents/v1/plan?role=api")
+eq "a plan for a role the key may not speak for: 401" "$r" 401
+eq "sgprobe-collector plan prints the same plan" \
+	"$("$collector" plan --matrix "$work/matrix.json" --role web | jq -c .)" "$(jq -c . "$work/plan.json")"
+
+# --- metrics ----------------------------------------------------------------------------
+curl -s "$admin/metrics" >"$work/metrics"
+check "metrics: accepted reports counted" grep -q '^sgprobe_reports_accepted_total 2$' "$work/metrics"
+check "metrics: duplicates counted" grep -q '^sgprobe_reports_duplicate_total 1$' "$work/metrics"
+check "metrics: bad signatures counted" grep -q '^sgprobe_reports_rejected_total{reason="unauthorized"} [1-9]' "$work/metrics"
+check "metrics: ingest latency histogram (accepted and duplicate reports)" grep -q '^sgprobe_ingest_duration_seconds_count 3$' "$work/metrics"
+check "metrics: a violation cell" grep -q 'verdict="violation"' "$work/metrics"
+
+# --- the dashboard, rendered by Chromium from this collector's own state ---------------
+# (tests/integration/test_dashboard.sh against the live admin listener)
+SGPROBE_DASHBOARD_URL="$admin/" bash "$top/tests/integration/test_dashboard.sh" >"$work/dash.tap" 2>&1
+rc=$?
+sed 's/^/# dashboard: /' "$work/dash.tap" | grep -v '^# dashboard: ok' | head -20
+eq "the dashboard renders this collector's cells in Chromium" "$rc" 0
+
+# --- reload -----------------------------------------------------------------------------
+cp "$work/matrix.json" "$work/matrix.good"
+printf '{"version": 1, "name": "broken", "roles": {}, "allow": [], "typo": 1}' >"$work/matrix.json"
+kill -HUP "$pid"
+sleep 0.3
+check "a bad reload is refused and logged" grep -q 'reload refused' "$work/collector.log"
+eq "after a bad reload the old matrix serves" "$(curl -s "$admin/v1/matrix" | jq -r .matrix)" loop
+jq '.allow += [{"from": "api", "to": "web", "ports": [80]}]' "$work/matrix.good" >"$work/matrix.json"
+kill -HUP "$pid"
+sleep 0.3
+eq "after a good reload, api → web:80 is allowed and ok" \
+	"$(curl -s "$admin/v1/matrix" | jq -r '.cells[] | select(.src_role == "api" and .dst_role == "web" and .port == 80) | .verdict')" ok
+
+# --- the agent's --once --push -----------------------------------------------------------------
+python3 -c 'import socket,time,sys
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.12", 8000)); s.listen(16)
+open(sys.argv[1], "w").write("up"); time.sleep(30)' "$work/listener.up" &
+lpid=$!
+for i in $(seq 50); do [ -s "$work/listener.up" ] && break; sleep 0.1; done
+SGPROBE_KEY=web-secret "$agent" --once --matrix "$work/matrix.good" --role web --agent-address 127.0.0.11 \
+	--agent-id web-once --push "$agents/v1/reports" --key-id web-1 --format json \
+	--fail-on blocked,no_listener,inconclusive >"$work/once.json" 2>"$work/once.err"
+rc=$?
+kill $lpid 2>/dev/null
+cat "$work/once.err"
+# On loopback a denied port answers RST (a violation): only the allowed path fails the run here.
+eq "--once --push: the run passes" "$rc" 0
+check "--once --push: says it pushed" grep -q 'pushed 1 report' "$work/once.err"
+curl -s "$admin/v1/matrix" >"$work/view3.json"
+eq "--once --push: its observations reach the matrix" \
+	"$(jq -r '.cells[] | select(.src_role == "web" and .dst_role == "api" and .port == 8000) | .observations[] | select(.agent == "web-once") | .verdict' "$work/view3.json")" ok
+SGPROBE_KEY=nope "$agent" --once --matrix "$work/matrix.good" --role web --agent-address 127.0.0.11 \
+	--push "$agents/v1/reports" --key-id web-1 >/dev/null 2>"$work/once2.err"
+eq "--push with a wrong key: the run fails" "$?" 1
+check "--push with a wrong key: the collector's message is shown" grep -q '401.*signature' "$work/once2.err"
+"$agent" --once --matrix "$work/matrix.good" --role web --push "$agents/v1/reports" >/dev/null 2>"$work/once3.err"
+eq "--push without a key: exit 2 before probing" "$?" 2
+
+# --- matrix tools -----------------------------------------------------------------------------
+check "check-matrix: the shipped matrix is valid" "$collector" check-matrix "$top/examples/afirgen.matrix.json"
+"$collector" check-matrix "$work/bad.json" >/dev/null 2>&1
+eq "check-matrix: an invalid file exits 2" "$?" 2
+
+# --- shutdown -------------------------------------------------------------------------------
+kill -TERM "$pid"
+wait "$pid"
+eq "SIGTERM: exit 0" "$?" 0
+pid=""
+check "SIGTERM: logged" grep -q 'stopped' "$work/collector.log"
+check "no secret in the collector's log" sh -c "! grep -q -e web-secret -e api-secret '$work/collector.log'"
+
+done_testing
