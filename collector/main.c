@@ -414,7 +414,9 @@ static int cmd_serve(int argc, char **argv)
 		collector_http_close(&c);
 		uv_run(&loop, UV_RUN_NOWAIT);
 		collector_dispose(&c);
-		return 1;
+		/* A bad address or certificate is the configuration's fault; a port
+		 * already taken is the machine's. */
+		return result == -EINVAL ? EXIT_USAGE : 1;
 	}
 	uv_timer_init(&loop, &c.expire_timer);
 	uv_timer_start(&c.expire_timer, on_expire, 10000, 10000);

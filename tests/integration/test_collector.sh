@@ -157,6 +157,58 @@ check "metrics: bad signatures counted" grep -q '^sgprobe_reports_rejected_total
 check "metrics: ingest latency histogram (accepted and duplicate reports)" grep -q '^sgprobe_ingest_duration_seconds_count 3$' "$work/metrics"
 check "metrics: a violation cell" grep -q 'verdict="violation"' "$work/metrics"
 
+# --- HTTP/2, an unknown port, the state's bound, TLS ------------------------------------
+eq "HTTP/2 (prior knowledge) is served" \
+	"$(curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version} %{http_code}' "$admin/healthz")" "2 200"
+report "$work/unknown.json" web 3 web-a 127.0.0.11 b1 "$(res api 127.0.0.12 127.0.0.12 6379 deny open)"
+eq "a report about a port the matrix does not know is accepted" \
+	"$(post web-1 web-secret "$work/unknown.json")" '202 {"accepted":1}'
+eq "... and shown as an unknown cell, not dropped" \
+	"$(curl -s "$admin/v1/matrix" | jq -r '.cells[] | select(.port == 6379) | "\(.src_role) \(.dst_role) \(.verdict)"')" \
+	"web api unknown"
+
+P2=$(free_port)
+A2=$(free_port)
+"$collector" --matrix "$work/matrix.json" --keys "$work/keys.json" --max-agents 1 \
+	--listen "127.0.0.1:$P2" --admin-listen "127.0.0.1:$A2" 2>"$work/small.log" &
+pid2=$!
+for i in $(seq 50); do curl -sf "http://127.0.0.1:$A2/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+agents_saved=$agents
+agents="http://127.0.0.1:$P2"
+post web-1 web-secret "$work/r1.json" >/dev/null
+report "$work/second.json" web 1 web-b 127.0.0.21 b1 "$(res api 127.0.0.12 127.0.0.12 8000 allow open)"
+auth=$(python3 "$sign" web-1 web-secret POST /v1/reports "$work/second.json")
+r=$(curl -s -D "$work/h429" -o "$work/body" -w '%{http_code}' -H "Authorization: $auth" \
+	--data-binary "@$work/second.json" "$agents/v1/reports")
+eq "a full state answers 429" "$r" 429
+check "... with Retry-After" grep -qi '^retry-after: [0-9]' "$work/h429"
+eq "... and keeps what it had" "$(curl -s "http://127.0.0.1:$A2/v1/matrix" | jq -r '[.agents[].id] | join(",")')" "web-a"
+kill "$pid2"
+wait "$pid2" 2>/dev/null
+agents=$agents_saved
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/tls.key" \
+	-out "$work/tls.pem" -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -days 2 2>/dev/null
+P3=$(free_port)
+A3=$(free_port)
+"$collector" --matrix "$work/matrix.json" --keys "$work/keys.json" --listen "127.0.0.1:$P3" \
+	--admin-listen "127.0.0.1:$A3" --tls-cert "$work/tls.pem" --tls-key "$work/tls.key" \
+	--admin-tls-cert "$work/tls.pem" --admin-tls-key "$work/tls.key" 2>"$work/tls.log" &
+pid3=$!
+for i in $(seq 50); do curl -sf --cacert "$work/tls.pem" "https://127.0.0.1:$A3/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+eq "TLS on the agents' listener, HTTP/2 by ALPN" \
+	"$(curl -s --cacert "$work/tls.pem" -o /dev/null -w '%{http_version} %{http_code}' "https://127.0.0.1:$P3/healthz")" "2 200"
+agents="https://127.0.0.1:$P3"
+eq "a report over TLS is accepted" "$(post web-1 web-secret "$work/r1.json" --cacert "$work/tls.pem")" '202 {"accepted":2}'
+agents=$agents_saved
+check "health over TLS" "$collector" health --admin-listen "127.0.0.1:$A3" --admin-tls-cert "$work/tls.pem"
+kill "$pid3"
+wait "$pid3" 2>/dev/null
+"$collector" --matrix "$work/matrix.json" --keys "$work/keys.json" --listen "127.0.0.1:$P3" \
+	--admin-listen "127.0.0.1:$A3" --tls-cert "$work/tls.pem" >/dev/null 2>"$work/tls2.log"
+eq "a certificate without its key: exit 2" "$?" 2
+check "... named" grep -q 'tls-cert/--tls-key' "$work/tls2.log"
+
 # --- the dashboard, rendered by Chromium from this collector's own state ---------------
 # (tests/integration/test_dashboard.sh against the live admin listener)
 SGPROBE_DASHBOARD_URL="$admin/" bash "$top/tests/integration/test_dashboard.sh" >"$work/dash.tap" 2>&1
