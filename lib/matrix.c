@@ -1101,12 +1101,18 @@ matrix_plan_t *matrix_plan_for_role(const matrix_t *m, const char *role, const c
 			if (!is_own(m->roles[d].endpoints[e], own_address, &own_addr))
 				total += dests[d].all.n;
 		}
+		/* Checked as it grows: a destination's port set is never larger
+		 * than its share of the total, so memory stays within the limit. */
+		if (total > MATRIX_MAX_PLAN_TARGETS)
+			break;
 	}
 	if (total > MATRIX_MAX_PLAN_TARGETS) {
 		/* A small file can multiply into a huge plan (roles × endpoints ×
 		 * ports): refuse it rather than exhaust memory. */
-		fail(&c, "role '%s': its plan would hold %zu probes, more than the limit of %d",
-		     m->roles[src].name, total, MATRIX_MAX_PLAN_TARGETS);
+		fail(
+		    &c,
+		    "role '%s': its plan would hold at least %zu probes, more than the limit of %d",
+		    m->roles[src].name, total, MATRIX_MAX_PLAN_TARGETS);
 		goto out;
 	}
 	if (total > 0) {
