@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "config.h"
 #include "once.h"
@@ -15,6 +16,9 @@ int main(int argc, char **argv)
 
 	struct rlimit rl;
 
+	/* Name lookups run on libuv's thread pool: four threads by default, so a
+	 * slow resolver would hold a plan of many names for long. */
+	setenv("UV_THREADPOOL_SIZE", "16", 0);
 	/* A peer that closes during a TLS handshake must not kill the agent. */
 	signal(SIGPIPE, SIG_IGN);
 	/* Every probe in flight holds a descriptor: allow as many as the hard
