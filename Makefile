@@ -101,7 +101,7 @@ test: deps
 
 demo: deps
 	@$(MAKE) -s --no-print-directory all
-	@sh tests/lab/demo.sh build
+	@bash tests/lab/demo.sh build
 
 bench: deps
 	@$(MAKE) -s --no-print-directory all
