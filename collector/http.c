@@ -82,6 +82,17 @@ static bool is(h2o_iovec_t v, const char *s)
 	return v.len == n && !memcmp(v.base, s, n);
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /*
  * Finds query parameter `name` in the request's query and percent-decodes it
  * into `out`. Returns its length, or -1 when absent, too long or malformed.
@@ -107,9 +118,17 @@ static int query_param(h2o_req_t *req, const char *name, char *out, size_t outle
 				if (o + 1 >= outlen)
 					return -1;
 				if (c == '%') {
-					if (q + i + 2 >= stop + 1 ||
-					    sscanf(q + i + 1, "%2x", &byte) != 1)
+					/* Both hex digits must lie within the parameter: the
+					 * path is not NUL-terminated. */
+					int hi, lo;
+
+					if (q + i + 2 >= stop)
 						return -1;
+					hi = hexval(q[i + 1]);
+					lo = hexval(q[i + 2]);
+					if (hi < 0 || lo < 0)
+						return -1;
+					byte = (unsigned)(hi << 4 | lo);
 					c = (char)byte;
 					i += 2;
 				} else if (c == '+') {

@@ -146,6 +146,12 @@ eq "If-None-Match with the same ETag: 304" "$r" 304
 auth=$(python3 "$sign" web-1 web-secret GET "/v1/plan?role=api")
 r=$(curl -s -o "$work/body" -w '%{http_code}' -H "Authorization: $auth" "$agents/v1/plan?role=api")
 eq "a plan for a role the key may not speak for: 401" "$r" 401
+auth=$(python3 "$sign" web-1 web-secret GET "/v1/plan?x=1&role=w%65b")
+eq "a percent-encoded role in the query is decoded" \
+	"$(curl -s -H "Authorization: $auth" "$agents/v1/plan?x=1&role=w%65b" | jq -r .role)" web
+auth=$(python3 "$sign" web-1 web-secret GET "/v1/plan?role=web%4")
+eq "a truncated escape in the query: 400" \
+	"$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $auth" "$agents/v1/plan?role=web%4")" 400
 eq "sgprobe-collector plan prints the same plan" \
 	"$("$collector" plan --matrix "$work/matrix.json" --role web | jq -c .)" "$(jq -c . "$work/plan.json")"
 
