@@ -89,6 +89,11 @@ $(BUILD)/labd: tests/lab/labd.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(shell $(PKG_CONFIG) --libs openssl)
 
+# The ingest benchmark's load generator: built for `make bench`, not by `all`.
+$(BUILD)/loadgen: bench/loadgen.c $(BUILD)/libsgprobe.a $(wildcard include/sgprobe/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libsgprobe.a $(DEP_LIBS)
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcollector.a $(BUILD)/libagent.a $(BUILD)/libsgprobe.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(H2O_LIBS) $(DEP_LIBS) $(CMOCKA_LIBS)
@@ -103,7 +108,7 @@ demo: deps
 	@$(MAKE) -s --no-print-directory all
 	@bash tests/lab/demo.sh build
 
-bench: deps
+bench: deps $(BUILD)/loadgen
 	@$(MAKE) -s --no-print-directory all
 	@sh bench/run.sh build
 
