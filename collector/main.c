@@ -411,12 +411,11 @@ static int cmd_serve(int argc, char **argv)
 	result = collector_http_start(&c, err, sizeof(err));
 	if (result) {
 		fprintf(stderr, "sgprobe-collector: %s\n", err);
-		collector_http_close(&c);
-		uv_run(&loop, UV_RUN_NOWAIT);
 		collector_dispose(&c);
 		/* A bad address or certificate is the configuration's fault; a port
-		 * already taken is the machine's. */
-		return result == -EINVAL ? EXIT_USAGE : 1;
+		 * already taken is the machine's. As at the end of a run, the process
+		 * ends here, with the loop and any listener still reachable. */
+		exit(result == -EINVAL ? EXIT_USAGE : 1);
 	}
 	uv_timer_init(&loop, &c.expire_timer);
 	uv_timer_start(&c.expire_timer, on_expire, 10000, 10000);
