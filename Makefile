@@ -118,10 +118,10 @@ fuzz: deps
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 format:
-	clang-format -i $(LIB_SRC) $(AGENT_SRC) $(COLLECTOR_SRC) $(UNIT_SRC) include/sgprobe/*.h agent/*.h $(wildcard collector/*.h) tests/lab/labd.c
+	clang-format -i $(LIB_SRC) $(AGENT_SRC) $(COLLECTOR_SRC) $(UNIT_SRC) include/sgprobe/*.h agent/*.h $(wildcard collector/*.h tests/unit/*.h tests/fuzz/*.c bench/*.c) tests/lab/labd.c
 
 check-format:
-	@clang-format --dry-run -Werror $(LIB_SRC) $(AGENT_SRC) $(COLLECTOR_SRC) $(UNIT_SRC) include/sgprobe/*.h agent/*.h $(wildcard collector/*.h) tests/lab/labd.c
+	@clang-format --dry-run -Werror $(LIB_SRC) $(AGENT_SRC) $(COLLECTOR_SRC) $(UNIT_SRC) include/sgprobe/*.h agent/*.h $(wildcard collector/*.h tests/unit/*.h tests/fuzz/*.c bench/*.c) tests/lab/labd.c
 
 clean:
 	rm -rf build build-san build-fuzz tests/out
