@@ -40,7 +40,6 @@
 #define PATH_LEN 96
 
 /* Longest user string quoted in a message; the rest is elided. */
-#define QUOTE_MAX 64
 
 /* Longest decimal timestamp accepted in a header: 18 digits always fit an int64_t. */
 #define MAX_TS_DIGITS 18
@@ -91,41 +90,6 @@ static int fail_oom(ctx_t *c)
 {
 	fail_doc(c, "out of memory");
 	return -ENOMEM;
-}
-
-/*
- * Copies a user-supplied string (an id, a key, a path; never a secret) for
- * quoting in a message: non-printable bytes become '?', a long one is elided.
- */
-static const char *quote(const char *s, char *buf, size_t buflen)
-{
-	size_t i;
-	size_t n = 0;
-
-	for (i = 0; s[i] && n + 4 < buflen && i < QUOTE_MAX; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		buf[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-	}
-	if (s[i] && n + 4 <= buflen) {
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n] = '\0';
-	return buf;
-}
-
-/* snprintf() for field paths, where cutting a very long one short is intended. */
-static void pathf(char *out, size_t outlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void pathf(char *out, size_t outlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out, outlen, fmt, ap);
-	va_end(ap);
 }
 
 /* True for a character allowed in a key id or a role name. */
@@ -279,7 +243,7 @@ static char *resolve_path(const char *base_dir, const char *path)
  */
 static int read_secret_file(ctx_t *c, const char *file, const char *path, auth_key_t *key)
 {
-	char q[QUOTE_MAX + 4];
+	char q[JSON_QUOTE_BUF];
 	char *full;
 	char *buf = NULL;
 	size_t len = 0;
@@ -294,12 +258,12 @@ static int read_secret_file(ctx_t *c, const char *file, const char *path, auth_k
 	if (result == -ENOMEM)
 		return fail_oom(c);
 	if (result)
-		return fail(c, "%s: cannot read '%s': %s", path, quote(file, q, sizeof(q)),
+		return fail(c, "%s: cannot read '%s': %s", path, json_quote(file, q, sizeof(q)),
 		            strerror(-result));
 	if (len > AUTH_MAX_FILE_BYTES) {
 		free_secret(buf, len + 1);
 		return fail(c, "%s: '%s' is larger than the limit of %u bytes", path,
-		            quote(file, q, sizeof(q)), AUTH_MAX_FILE_BYTES);
+		            json_quote(file, q, sizeof(q)), AUTH_MAX_FILE_BYTES);
 	}
 	n = len;
 	if (n > 0 && buf[n - 1] == '\n') {
@@ -309,7 +273,8 @@ static int read_secret_file(ctx_t *c, const char *file, const char *path, auth_k
 	}
 	if (n == 0) {
 		free_secret(buf, len + 1);
-		return fail(c, "%s: '%s' holds an empty secret", path, quote(file, q, sizeof(q)));
+		return fail(c, "%s: '%s' holds an empty secret", path,
+		            json_quote(file, q, sizeof(q)));
 	}
 	/* The buffer becomes the secret; only its length shrinks (wiped in full later). */
 	OPENSSL_cleanse(buf + n, len + 1 - n);
@@ -336,7 +301,7 @@ static int copy_secret(ctx_t *c, const cJSON *item, const char *path, auth_key_t
 
 static int parse_roles(ctx_t *c, const cJSON *item, const char *path, auth_key_t *key)
 {
-	char q[QUOTE_MAX + 4];
+	char q[JSON_QUOTE_BUF];
 	char p[PATH_LEN];
 	const cJSON *el;
 	size_t i;
@@ -356,7 +321,7 @@ static int parse_roles(ctx_t *c, const cJSON *item, const char *path, auth_key_t
 	{
 		const char *s;
 
-		pathf(p, sizeof(p), "%s[%zu]", path, i);
+		json_pathf(p, sizeof(p), "%s[%zu]", path, i);
 		if (!cJSON_IsString(el) || !el->valuestring ||
 		    !valid_name(el->valuestring, strlen(el->valuestring)))
 			return fail(c,
@@ -367,7 +332,7 @@ static int parse_roles(ctx_t *c, const cJSON *item, const char *path, auth_key_t
 		for (j = 0; j < i; j++) {
 			if (strcmp(key->roles[j], s) == 0)
 				return fail(c, "%s: duplicate role '%s'", p,
-				            quote(s, q, sizeof(q)));
+				            json_quote(s, q, sizeof(q)));
 		}
 		key->roles[i] = strdup(s);
 		if (!key->roles[i])
@@ -393,7 +358,7 @@ static const char *const top_keys[TOP_N_KEYS] = {"keys"};
 static int check_keys(ctx_t *c, const cJSON *obj, const char *path, const char *const *keys,
                       size_t n_keys, unsigned *seen)
 {
-	char q[QUOTE_MAX + 4];
+	char q[JSON_QUOTE_BUF];
 	const cJSON *item;
 	size_t k;
 
@@ -406,7 +371,7 @@ static int check_keys(ctx_t *c, const cJSON *obj, const char *path, const char *
 			if (strcmp(name, keys[k]) == 0)
 				break;
 		}
-		quote(name, q, sizeof(q));
+		json_quote(name, q, sizeof(q));
 		if (k == n_keys)
 			return fail(c, "%s%s%s: unknown key", path, path[0] ? "." : "", q);
 		if (*seen & (1u << k))
@@ -420,7 +385,7 @@ static int check_keys(ctx_t *c, const cJSON *obj, const char *path, const char *
 static int parse_key(ctx_t *c, const cJSON *obj, const char *base, const auth_keys_t *done,
                      auth_key_t *key)
 {
-	char q[QUOTE_MAX + 4];
+	char q[JSON_QUOTE_BUF];
 	char p[PATH_LEN];
 	const cJSON *item;
 	unsigned seen;
@@ -433,7 +398,7 @@ static int parse_key(ctx_t *c, const cJSON *obj, const char *base, const auth_ke
 	if (result)
 		return result;
 
-	pathf(p, sizeof(p), "%s.id", base);
+	json_pathf(p, sizeof(p), "%s.id", base);
 	item = cJSON_GetObjectItemCaseSensitive(obj, "id");
 	if (!item)
 		return fail(c, "%s: required", p);
@@ -445,7 +410,7 @@ static int parse_key(ctx_t *c, const cJSON *obj, const char *base, const auth_ke
 	for (i = 0; i < done->n_keys; i++) {
 		if (strcmp(done->keys[i].id, item->valuestring) == 0)
 			return fail(c, "%s: duplicate key id '%s'", p,
-			            quote(item->valuestring, q, sizeof(q)));
+			            json_quote(item->valuestring, q, sizeof(q)));
 	}
 	key->id = strdup(item->valuestring);
 	if (!key->id)
@@ -454,10 +419,10 @@ static int parse_key(ctx_t *c, const cJSON *obj, const char *base, const auth_ke
 	if ((seen & (1u << KEY_SECRET)) && (seen & (1u << KEY_SECRET_FILE)))
 		return fail(c, "%s: secret and secret_file exclude each other", base);
 	if (seen & (1u << KEY_SECRET)) {
-		pathf(p, sizeof(p), "%s.secret", base);
+		json_pathf(p, sizeof(p), "%s.secret", base);
 		result = copy_secret(c, cJSON_GetObjectItemCaseSensitive(obj, "secret"), p, key);
 	} else if (seen & (1u << KEY_SECRET_FILE)) {
-		pathf(p, sizeof(p), "%s.secret_file", base);
+		json_pathf(p, sizeof(p), "%s.secret_file", base);
 		item = cJSON_GetObjectItemCaseSensitive(obj, "secret_file");
 		if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0])
 			return fail(c, "%s: must be a non-empty string (a path)", p);
@@ -468,7 +433,7 @@ static int parse_key(ctx_t *c, const cJSON *obj, const char *base, const auth_ke
 	if (result)
 		return result;
 
-	pathf(p, sizeof(p), "%s.roles", base);
+	json_pathf(p, sizeof(p), "%s.roles", base);
 	item = cJSON_GetObjectItemCaseSensitive(obj, "roles");
 	if (!item)
 		return fail(c, "%s: required", p);
@@ -504,7 +469,7 @@ static int parse_doc(ctx_t *c, const cJSON *root, auth_keys_t *keys)
 	{
 		auth_key_t *key = &keys->keys[keys->n_keys];
 
-		pathf(base, sizeof(base), "keys[%zu]", keys->n_keys);
+		json_pathf(base, sizeof(base), "keys[%zu]", keys->n_keys);
 		result = parse_key(c, item, base, keys, key);
 		/* Counted even on failure, so that auth_keys_free() frees a half-parsed key. */
 		keys->n_keys++;
@@ -524,8 +489,8 @@ static auth_keys_t *parse_with(ctx_t *c, const char *text, size_t len)
 	if (len > AUTH_MAX_FILE_BYTES) {
 		char msg[AUTH_ERR_MAX];
 
-		pathf(msg, sizeof(msg), "%zu bytes exceeds the limit of %u", len,
-		      AUTH_MAX_FILE_BYTES);
+		json_pathf(msg, sizeof(msg), "%zu bytes exceeds the limit of %u", len,
+		           AUTH_MAX_FILE_BYTES);
 		fail_doc(c, msg);
 		return NULL;
 	}
@@ -537,7 +502,7 @@ static auth_keys_t *parse_with(ctx_t *c, const char *text, size_t len)
 			fail_oom(c);
 			return NULL;
 		}
-		pathf(msg, sizeof(msg), "invalid JSON near line %u", line);
+		json_pathf(msg, sizeof(msg), "invalid JSON near line %u", line);
 		fail_doc(c, msg);
 		return NULL;
 	}

@@ -2,7 +2,9 @@
  * json: parsing untrusted JSON bytes, shared by the matrix and report decoders.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,4 +48,31 @@ cJSON *json_parse(const char *text, size_t len, unsigned *line, int *result)
 	free(copy);
 	*result = root ? 0 : -EINVAL;
 	return root;
+}
+
+const char *json_quote(const char *s, char *buf, size_t buflen)
+{
+	size_t i;
+	size_t n = 0;
+
+	for (i = 0; s[i] && n + 4 < buflen && i < JSON_QUOTE_MAX; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		buf[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+	}
+	if (s[i] && n + 4 <= buflen) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+void json_pathf(char *out, size_t outlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(out, outlen, fmt, ap);
+	va_end(ap);
 }

@@ -27,7 +27,6 @@
 #define PATH_MAX_LEN (MATRIX_MAX_NAME + 64)
 
 /* Longest user string quoted in a message; the rest is elided. */
-#define QUOTE_MAX 64
 
 /* The default probe settings when "probe" or one of its keys is absent. */
 #define DEFAULT_INTERVAL_S 60
@@ -85,54 +84,16 @@ static int fail_oom(ctx_t *c)
 	return -ENOMEM;
 }
 
-/*
- * Copies a user-supplied string for quoting in a message: non-printable bytes
- * become '?', and a long string is cut short with "...".
- */
-static const char *quote(const char *s, char *buf, size_t buflen)
-{
-	size_t i;
-	size_t n = 0;
-
-	for (i = 0; s[i] && n + 4 < buflen && i < QUOTE_MAX; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		buf[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-	}
-	if (s[i] && n + 4 <= buflen) {
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n] = '\0';
-	return buf;
-}
-
-/*
- * snprintf() for key paths and messages, where cutting a very long path short
- * is intended (the error buffer is MATRIX_ERR_MAX bytes anyway).
- */
-static void pathf(char *out, size_t outlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void pathf(char *out, size_t outlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out, outlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Joins a key path and a key: `probe` + `ports` = `probe.ports`; "" + `name` = `name`. */
 static void join(char *out, size_t outlen, const char *path, const char *key)
 {
-	char q[QUOTE_MAX + 4];
+	char q[JSON_QUOTE_BUF];
 
-	quote(key, q, sizeof(q));
+	json_quote(key, q, sizeof(q));
 	if (path[0])
-		pathf(out, outlen, "%s.%s", path, q);
+		json_pathf(out, outlen, "%s.%s", path, q);
 	else
-		pathf(out, outlen, "%s", q);
+		json_pathf(out, outlen, "%s", q);
 }
 
 /* True when d is a whole number (every double beyond 2^52 is one). */
@@ -154,7 +115,7 @@ static int check_keys(ctx_t *c, const cJSON *obj, const char *path, const char *
 {
 	const cJSON *item;
 	char p[PATH_MAX_LEN];
-	char q[QUOTE_MAX + 4];
+	char q[JSON_QUOTE_BUF];
 	size_t k;
 
 	*seen = 0;
@@ -169,7 +130,7 @@ static int check_keys(ctx_t *c, const cJSON *obj, const char *path, const char *
 		if (k == n_keys) {
 			if (rule_style)
 				return fail(c, "%s: unknown key '%s'", path,
-				            quote(key, q, sizeof(q)));
+				            json_quote(key, q, sizeof(q)));
 			join(p, sizeof(p), path, key);
 			return fail(c, "%s: unknown key", p);
 		}
@@ -283,7 +244,7 @@ static int parse_ports(ctx_t *c, const cJSON *item, const char *path, bool non_e
 		return fail_oom(c);
 	cJSON_ArrayForEach(el, item)
 	{
-		pathf(p, sizeof(p), "%s[%d]", path, i);
+		json_pathf(p, sizeof(p), "%s[%d]", path, i);
 		if (!cJSON_IsNumber(el) || !is_integral(el->valuedouble)) {
 			free(v);
 			return fail(c, "%s: must be an integer in 1-65535", p);
@@ -317,7 +278,7 @@ static bool endpoint_char(char ch)
 
 static int check_role_name(ctx_t *c, const char *name)
 {
-	char q[QUOTE_MAX + 4];
+	char q[JSON_QUOTE_BUF];
 	size_t len = strlen(name);
 	size_t i;
 
@@ -325,14 +286,14 @@ static int check_role_name(ctx_t *c, const char *name)
 		return fail(c, "roles: empty role name");
 	if (len > MATRIX_MAX_NAME)
 		return fail(c, "roles: role name '%s' is longer than %d characters",
-		            quote(name, q, sizeof(q)), MATRIX_MAX_NAME);
+		            json_quote(name, q, sizeof(q)), MATRIX_MAX_NAME);
 	for (i = 0; i < len; i++) {
 		if (!name_char(name[i]))
 			return fail(
 			    c,
 			    "roles: role name '%s' may only contain A-Z, a-z, 0-9, '.', '_' "
 			    "and '-'",
-			    quote(name, q, sizeof(q)));
+			    json_quote(name, q, sizeof(q)));
 	}
 	return 0;
 }
@@ -359,7 +320,7 @@ static int parse_endpoints(ctx_t *c, const cJSON *item, const char *path, matrix
 		const char *s;
 		size_t len;
 
-		pathf(p, sizeof(p), "%s[%zu]", path, i);
+		json_pathf(p, sizeof(p), "%s[%zu]", path, i);
 		if (!cJSON_IsString(el) || !el->valuestring || !el->valuestring[0])
 			return fail(c, "%s: must be a non-empty string", p);
 		s = el->valuestring;
@@ -411,7 +372,7 @@ static int parse_role(ctx_t *c, const cJSON *obj, matrix_role_t *role)
 	unsigned seen;
 	int result;
 
-	pathf(base, sizeof(base), "roles.%s", role->name);
+	json_pathf(base, sizeof(base), "roles.%s", role->name);
 	if (!cJSON_IsObject(obj))
 		return fail(c, "%s: must be an object", base);
 	result = check_keys(c, obj, base, role_keys, ROLE_N_KEYS, false, &seen);
@@ -572,7 +533,7 @@ static const char *const rule_keys[RULE_N_KEYS] = {"from", "to", "ports"};
 static int parse_rule_role(ctx_t *c, const role_ref_t *index, size_t n_roles, const cJSON *item,
                            const char *path, size_t *out)
 {
-	char q[QUOTE_MAX + 4];
+	char q[JSON_QUOTE_BUF];
 	role_ref_t key;
 	const role_ref_t *found;
 
@@ -583,7 +544,7 @@ static int parse_rule_role(ctx_t *c, const role_ref_t *index, size_t n_roles, co
 	found = bsearch(&key, index, n_roles, sizeof(*index), cmp_role_ref);
 	if (!found)
 		return fail(c, "%s: unknown role '%s'", path,
-		            quote(item->valuestring, q, sizeof(q)));
+		            json_quote(item->valuestring, q, sizeof(q)));
 	*out = found->idx;
 	return 0;
 }
@@ -621,7 +582,7 @@ static int parse_rules(ctx_t *c, const cJSON *arr, matrix_t *m)
 	{
 		matrix_rule_t *rule = &m->rules[m->n_rules];
 
-		pathf(base, sizeof(base), "allow[%zu]", m->n_rules);
+		json_pathf(base, sizeof(base), "allow[%zu]", m->n_rules);
 		if (!cJSON_IsObject(item)) {
 			result = fail(c, "%s: must be an object", base);
 			goto out;
@@ -718,8 +679,8 @@ static matrix_t *parse_with(ctx_t *c, const char *text, size_t len)
 	if (len > MATRIX_MAX_FILE_BYTES) {
 		char msg[MATRIX_ERR_MAX];
 
-		pathf(msg, sizeof(msg), "%zu bytes exceeds the limit of %u", len,
-		      MATRIX_MAX_FILE_BYTES);
+		json_pathf(msg, sizeof(msg), "%zu bytes exceeds the limit of %u", len,
+		           MATRIX_MAX_FILE_BYTES);
 		fail_doc(c, msg);
 		return NULL;
 	}
@@ -731,7 +692,7 @@ static matrix_t *parse_with(ctx_t *c, const char *text, size_t len)
 			fail_oom(c);
 			return NULL;
 		}
-		pathf(msg, sizeof(msg), "invalid JSON near line %u", line);
+		json_pathf(msg, sizeof(msg), "invalid JSON near line %u", line);
 		fail_doc(c, msg);
 		return NULL;
 	}
@@ -1073,9 +1034,10 @@ matrix_plan_t *matrix_plan_for_role(const matrix_t *m, const char *role, const c
 	}
 	src = matrix_role_index(m, role);
 	if (src < 0) {
-		char q[QUOTE_MAX + 4];
+		char q[JSON_QUOTE_BUF];
 
-		fail(&c, "role '%s' is not in matrix '%s'", quote(role, q, sizeof(q)), m->name);
+		fail(&c, "role '%s' is not in matrix '%s'", json_quote(role, q, sizeof(q)),
+		     m->name);
 		return NULL;
 	}
 	if (own_address)

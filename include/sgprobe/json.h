@@ -17,4 +17,24 @@
  */
 cJSON *json_parse(const char *text, size_t len, unsigned *line, int *result);
 
+/** Longest user string quoted in a message; the rest is elided with "...". */
+#define JSON_QUOTE_MAX 64
+/** Size of a buffer for json_quote(). */
+#define JSON_QUOTE_BUF (JSON_QUOTE_MAX + 4)
+
+/**
+ * Copies a user-supplied string (a name, a key, a path; never a secret) into
+ * `buf` (`buflen` bytes, JSON_QUOTE_BUF is enough) for quoting in an error
+ * message: non-printable bytes become '?', a long string is cut short with
+ * "...". Returns buf.
+ */
+const char *json_quote(const char *s, char *buf, size_t buflen);
+
+/**
+ * snprintf() for field paths in messages (`roles.nginx.ports[2]`), where cutting
+ * a very long path short is intended.
+ */
+void json_pathf(char *out, size_t outlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif
