@@ -31,6 +31,14 @@ enum {
 	OPT_AGENT_ID,
 	OPT_CLUSTER,
 	OPT_CA_FILE,
+	OPT_COLLECTOR,
+	OPT_INTERVAL_S,
+	OPT_PLAN_CACHE,
+	OPT_QUEUE_REPORTS,
+	OPT_QUEUE_BYTES,
+	OPT_STOP_TIMEOUT_S,
+	OPT_LOG_LEVEL,
+	OPT_HEALTH_FILE,
 	OPT_HELP,
 };
 
@@ -54,6 +62,14 @@ static const struct option options[] = {
     {"agent-id", required_argument, NULL, OPT_AGENT_ID},
     {"cluster", required_argument, NULL, OPT_CLUSTER},
     {"ca-file", required_argument, NULL, OPT_CA_FILE},
+    {"collector", required_argument, NULL, OPT_COLLECTOR},
+    {"interval-s", required_argument, NULL, OPT_INTERVAL_S},
+    {"plan-cache", required_argument, NULL, OPT_PLAN_CACHE},
+    {"queue-reports", required_argument, NULL, OPT_QUEUE_REPORTS},
+    {"queue-bytes", required_argument, NULL, OPT_QUEUE_BYTES},
+    {"stop-timeout-s", required_argument, NULL, OPT_STOP_TIMEOUT_S},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"health-file", required_argument, NULL, OPT_HEALTH_FILE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -77,15 +93,27 @@ static const char *const env_names[] = {
     [OPT_AGENT_ID - OPT_ONCE] = "SGPROBE_AGENT_ID",
     [OPT_CLUSTER - OPT_ONCE] = "SGPROBE_CLUSTER",
     [OPT_CA_FILE - OPT_ONCE] = "SGPROBE_CA_FILE",
+    [OPT_COLLECTOR - OPT_ONCE] = "SGPROBE_COLLECTOR",
+    [OPT_INTERVAL_S - OPT_ONCE] = "SGPROBE_INTERVAL_S",
+    [OPT_PLAN_CACHE - OPT_ONCE] = "SGPROBE_PLAN_CACHE",
+    [OPT_QUEUE_REPORTS - OPT_ONCE] = "SGPROBE_QUEUE_REPORTS",
+    [OPT_QUEUE_BYTES - OPT_ONCE] = "SGPROBE_QUEUE_BYTES",
+    [OPT_STOP_TIMEOUT_S - OPT_ONCE] = "SGPROBE_STOP_TIMEOUT_S",
+    [OPT_LOG_LEVEL - OPT_ONCE] = "SGPROBE_LOG_LEVEL",
+    [OPT_HEALTH_FILE - OPT_ONCE] = "SGPROBE_HEALTH_FILE",
 };
 
 void config_usage(FILE *f)
 {
-	fputs("usage: sgprobe-agent --once --matrix FILE --role ROLE [options]\n"
+	fputs("usage: sgprobe-agent --role ROLE (--collector URL | --matrix FILE) [options]\n"
+	      "       sgprobe-agent --once --matrix FILE --role ROLE [options]\n"
+	      "       sgprobe-agent health [--health-file FILE]\n"
 	      "\n"
-	      "Probes every path of ROLE's plan in the intended matrix FILE once, prints\n"
-	      "the verdicts, and exits 0 when all are ok or unverified, 1 otherwise,\n"
-	      "2 on a usage or configuration error.\n"
+	      "By default a daemon: probes ROLE's plan every interval and pushes the\n"
+	      "results to the collector (or logs them, with --matrix and no collector).\n"
+	      "With --once: probes every path once, prints the verdicts, and exits 0 when\n"
+	      "all are ok or unverified, 1 otherwise, 2 on a usage or configuration error.\n"
+	      "`health` exits 0 when the daemon's health file is fresh and ok, else 1.\n"
 	      "\n"
 	      "  --once                 probe the plan once and exit (SGPROBE_ONCE=1)\n"
 	      "  --matrix FILE          the intended matrix (SGPROBE_MATRIX)\n"
@@ -117,6 +145,22 @@ void config_usage(FILE *f)
 	      "  --cluster NAME         default \"default\" (SGPROBE_CLUSTER)\n"
 	      "  --ca-file FILE         the collector's CA; default the system store\n"
 	      "                         (SGPROBE_CA_FILE)\n"
+	      "  --collector URL        the collector's base URL, http(s)://host:port\n"
+	      "                         (SGPROBE_COLLECTOR)\n"
+	      "  --interval-s N         probe interval, overriding the plan's default\n"
+	      "                         (SGPROBE_INTERVAL_S)\n"
+	      "  --plan-cache FILE      keep the last good plan there, used when the\n"
+	      "                         collector is away (SGPROBE_PLAN_CACHE)\n"
+	      "  --queue-reports N      reports queued at most; default 128\n"
+	      "                         (SGPROBE_QUEUE_REPORTS)\n"
+	      "  --queue-bytes N        bytes of reports queued at most; default 8 MiB\n"
+	      "                         (SGPROBE_QUEUE_BYTES)\n"
+	      "  --stop-timeout-s N     on SIGTERM, exit within N s; default 10\n"
+	      "                         (SGPROBE_STOP_TIMEOUT_S)\n"
+	      "  --log-level L          debug, info, warn or error; default info\n"
+	      "                         (SGPROBE_LOG_LEVEL)\n"
+	      "  --health-file FILE     the daemon writes its state there; `health` reads\n"
+	      "                         it (SGPROBE_HEALTH_FILE)\n"
 	      "  --help                 this text\n",
 	      f);
 }
@@ -259,6 +303,36 @@ static int apply(config_t *cfg, int opt, const char *val, char *err, size_t errl
 	case OPT_CA_FILE:
 		cfg->ca_file = val;
 		return 0;
+	case OPT_COLLECTOR:
+		if (strncmp(val, "http://", 7) && strncmp(val, "https://", 8)) {
+			snprintf(err, errlen, "--collector: '%s' is not an http:// or https:// URL",
+			         val);
+			return -EINVAL;
+		}
+		cfg->collector = val;
+		return 0;
+	case OPT_INTERVAL_S:
+		return parse_uint(flag, val, 1, 86400, &cfg->interval_s, err, errlen);
+	case OPT_PLAN_CACHE:
+		cfg->plan_cache = val;
+		return 0;
+	case OPT_QUEUE_REPORTS:
+		return parse_uint(flag, val, 1, 1000000, &cfg->queue_reports, err, errlen);
+	case OPT_QUEUE_BYTES:
+		/* At least one report of the collector's largest size must fit. */
+		return parse_uint(flag, val, 1048576, 1073741824, &cfg->queue_bytes, err, errlen);
+	case OPT_STOP_TIMEOUT_S:
+		return parse_uint(flag, val, 1, 3600, &cfg->stop_timeout_s, err, errlen);
+	case OPT_LOG_LEVEL:
+		if (log_level_parse(val, &cfg->log_level)) {
+			snprintf(err, errlen, "--log-level: '%s' is not debug, info, warn or error",
+			         val);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_HEALTH_FILE:
+		cfg->health_file = val;
+		return 0;
 	case OPT_HELP:
 		cfg->help = true;
 		return 0;
@@ -277,6 +351,8 @@ int config_parse(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 	cfg->concurrency = PROBE_DEFAULT_CONCURRENCY;
 	cfg->rate = PROBE_DEFAULT_RATE;
 	cfg->per_host = PROBE_DEFAULT_PER_HOST;
+	cfg->stop_timeout_s = CONFIG_DEFAULT_STOP_TIMEOUT_S;
+	cfg->log_level = LOG_LEVEL_INFO;
 
 	for (i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++) {
 		const char *val = getenv(env_names[i]);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "output.h"
+#include "sgprobe/log.h"
 
 #define CONFIG_ERR_MAX 256
 
@@ -35,7 +36,17 @@ typedef struct {
 	const char *agent_id;      /* --agent-id; default hostname/role */
 	const char *cluster;       /* --cluster; default "default" */
 	const char *ca_file;       /* --ca-file: the collector's CA; default the system store */
+	const char *collector;     /* --collector URL: the collector's base, http(s)://host:port */
+	unsigned interval_s;       /* --interval-s; 0 = the plan's */
+	const char *plan_cache;    /* --plan-cache FILE: the last good plan */
+	unsigned queue_reports;    /* --queue-reports; 0 = the pusher's default */
+	unsigned queue_bytes;      /* --queue-bytes; 0 = the pusher's default */
+	unsigned stop_timeout_s;   /* --stop-timeout-s; default CONFIG_DEFAULT_STOP_TIMEOUT_S */
+	log_level_t log_level;     /* --log-level; default info */
+	const char *health_file;   /* --health-file FILE: the daemon's state; NULL = none */
 } config_t;
+
+#define CONFIG_DEFAULT_STOP_TIMEOUT_S 10
 
 /** The default --fail-on set: every verdict but ok and unverified. */
 uint32_t config_default_fail_on(void);

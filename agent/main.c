@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <string.h>
+
 #include "config.h"
+#include "daemon.h"
 #include "once.h"
 
 int main(int argc, char **argv)
@@ -27,6 +30,14 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	/* `sgprobe-agent health`: the container's health check reads the daemon's file. */
+	if (argc > 1 && !strcmp(argv[1], "health")) {
+		if (config_parse(&cfg, argc - 1, argv + 1, err, sizeof(err))) {
+			fprintf(stderr, "sgprobe-agent health: %s\n", err);
+			return 2;
+		}
+		return daemon_health(&cfg);
+	}
 	if (config_parse(&cfg, argc, argv, err, sizeof(err))) {
 		fprintf(stderr, "sgprobe-agent: %s\n", err);
 		config_usage(stderr);
@@ -36,10 +47,7 @@ int main(int argc, char **argv)
 		config_usage(stdout);
 		return 0;
 	}
-	if (!cfg.once) {
-		fprintf(stderr, "sgprobe-agent: only --once is available in this version: the "
-		                "daemon mode comes with the collector\n");
-		return ONCE_EXIT_USAGE;
-	}
+	if (!cfg.once)
+		return daemon_run(&cfg);
 	return once_run(&cfg, stdout);
 }

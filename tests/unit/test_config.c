@@ -653,6 +653,99 @@ static void test_config_parses_again_after_an_error(void **state)
 	assert_int_equal(cfg.rate, 3);
 }
 
+/* The daemon's flags: defaults, each flag, each variable, and the bad values. */
+static void test_config_daemon_flags(void **state)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	config_t cfg;
+	args_t a;
+	char **argv = args_make(&a, NULL);
+
+	(void)state;
+	assert_int_equal(config_parse(&cfg, a.argc, argv, err, sizeof(err)), 0);
+	assert_null(cfg.collector);
+	assert_int_equal(cfg.interval_s, 0);
+	assert_null(cfg.plan_cache);
+	assert_int_equal(cfg.queue_reports, 0);
+	assert_int_equal(cfg.queue_bytes, 0);
+	assert_int_equal(cfg.stop_timeout_s, 10);
+	assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
+	assert_null(cfg.health_file);
+
+	argv = args_make(&a, "--collector", "http://127.0.0.1:9443", "--interval-s", "5",
+	                 "--plan-cache", "/tmp/plan.json", "--queue-reports", "7", "--queue-bytes",
+	                 "2097152", "--stop-timeout-s", "3", "--log-level", "warn", "--health-file",
+	                 "/tmp/health.json", NULL);
+	assert_int_equal(config_parse(&cfg, a.argc, argv, err, sizeof(err)), 0);
+	assert_string_equal(cfg.collector, "http://127.0.0.1:9443");
+	assert_int_equal(cfg.interval_s, 5);
+	assert_string_equal(cfg.plan_cache, "/tmp/plan.json");
+	assert_int_equal(cfg.queue_reports, 7);
+	assert_int_equal(cfg.queue_bytes, 2097152);
+	assert_int_equal(cfg.stop_timeout_s, 3);
+	assert_int_equal(cfg.log_level, LOG_LEVEL_WARN);
+	assert_string_equal(cfg.health_file, "/tmp/health.json");
+
+	setenv("SGPROBE_COLLECTOR", "https://collector.internal:9443", 1);
+	setenv("SGPROBE_INTERVAL_S", "30", 1);
+	setenv("SGPROBE_PLAN_CACHE", "/var/plan.json", 1);
+	setenv("SGPROBE_QUEUE_REPORTS", "9", 1);
+	setenv("SGPROBE_QUEUE_BYTES", "1048576", 1);
+	setenv("SGPROBE_STOP_TIMEOUT_S", "20", 1);
+	setenv("SGPROBE_LOG_LEVEL", "debug", 1);
+	setenv("SGPROBE_HEALTH_FILE", "/var/health.json", 1);
+	argv = args_make(&a, NULL);
+	assert_int_equal(config_parse(&cfg, a.argc, argv, err, sizeof(err)), 0);
+	assert_string_equal(cfg.collector, "https://collector.internal:9443");
+	assert_int_equal(cfg.interval_s, 30);
+	assert_string_equal(cfg.plan_cache, "/var/plan.json");
+	assert_int_equal(cfg.queue_reports, 9);
+	assert_int_equal(cfg.queue_bytes, 1048576);
+	assert_int_equal(cfg.stop_timeout_s, 20);
+	assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
+	assert_string_equal(cfg.health_file, "/var/health.json");
+}
+
+static void test_config_daemon_flags_refuse_bad_values(void **state)
+{
+	static const struct {
+		const char *flag;
+		const char *value;
+		const char *msg;
+	} cases[] = {
+	    {"--collector", "127.0.0.1:9443",
+	     "--collector: '127.0.0.1:9443' is not an http:// or https:// URL"},
+	    {"--interval-s", "0", "--interval-s: '0' is not an integer in 1-86400"},
+	    {"--queue-reports", "0", "--queue-reports: '0' is not an integer in 1-1000000"},
+	    {"--queue-bytes", "1000",
+	     "--queue-bytes: '1000' is not an integer in 1048576-1073741824"},
+	    {"--stop-timeout-s", "0", "--stop-timeout-s: '0' is not an integer in 1-3600"},
+	    {"--log-level", "loud", "--log-level: 'loud' is not debug, info, warn or error"},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char err[CONFIG_ERR_MAX] = "";
+		config_t cfg;
+		args_t a;
+		char **argv = args_make(&a, cases[i].flag, cases[i].value, NULL);
+
+		assert_int_equal(config_parse(&cfg, a.argc, argv, err, sizeof(err)), -EINVAL);
+		assert_string_equal(err, cases[i].msg);
+	}
+	setenv("SGPROBE_STOP_TIMEOUT_S", "never", 1);
+	{
+		char err[CONFIG_ERR_MAX] = "";
+		config_t cfg;
+		args_t a;
+		char **argv = args_make(&a, NULL);
+
+		assert_int_equal(config_parse(&cfg, a.argc, argv, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "(from SGPROBE_STOP_TIMEOUT_S)"));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -683,6 +776,8 @@ int main(void)
 	    cmocka_unit_test_setup(test_config_parse_fail_on_leaves_output_on_error, clear_env),
 	    cmocka_unit_test_setup(test_config_error_fits_a_small_buffer, clear_env),
 	    cmocka_unit_test_setup(test_config_parses_again_after_an_error, clear_env),
+	    cmocka_unit_test_setup(test_config_daemon_flags, clear_env),
+	    cmocka_unit_test_setup(test_config_daemon_flags_refuse_bad_values, clear_env),
 	};
 
 	return cmocka_run_group_tests(tests, clear_env, clear_env);
