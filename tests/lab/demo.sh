@@ -1,19 +1,21 @@
 #!/bin/bash
-# make demo: the AFIRGen lab in network namespaces with the whole system in it.
-# The collector runs in the lab's collector namespace; in every agent role's
-# namespace, sgprobe-agent --once probes its plan and pushes its signed report
-# to the collector; the collector's matrix is printed after each round, and its
-# dashboard is served on this host at http://127.0.0.1:8080 (a socat forwarder
-# on loopback into the collector's namespace: no interface is added to the
-# host) until Ctrl-C.
+# make demo: the AFIRGen lab in network namespaces with the whole system running
+# in it. The collector runs in the lab's collector namespace; in every agent
+# role's namespace a daemon sgprobe-agent probes its plan every interval and
+# pushes signed reports to the collector. The collector's matrix is printed
+# whenever it changes, and its dashboard is served on this host at
+# http://127.0.0.1:8080 (a socat forwarder on loopback into the collector's
+# namespace: no interface is added to the host) until Ctrl-C, which tears
+# everything down.
 #
 #   tests/lab/demo.sh BUILD_DIR
 # Environment:
-#   SGPROBE_DEMO_ROUNDS=N  run N rounds and exit: 0 only when every cell is ok,
-#                          unverified or unobserved
-#   SGPROBE_LAB_SG=FILE    build the lab from another security-groups file
+#   SGPROBE_DEMO_ROUNDS=N     stop after N intervals and exit: 0 only when every
+#                             cell is ok, unverified or unobserved
+#   SGPROBE_DEMO_INTERVAL=S   the agents' interval (default 5 s)
+#   SGPROBE_LAB_SG=FILE       build the lab from another security-groups file
 #   SGPROBE_DEMO_MATRIX=FILE  judge against another matrix
-#   SGPROBE_DEMO_PORT=P    the dashboard's port on this host (default 8080)
+#   SGPROBE_DEMO_PORT=P       the dashboard's port on this host (default 8080)
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-build}
@@ -24,6 +26,7 @@ lab="$top/tests/lab/lab.sh"
 matrix=${SGPROBE_DEMO_MATRIX:-$top/examples/afirgen.matrix.json}
 rounds=${SGPROBE_DEMO_ROUNDS:-}
 port=${SGPROBE_DEMO_PORT:-8080}
+interval=${SGPROBE_DEMO_INTERVAL:-5}
 work=$(mktemp -d /tmp/sgprobe-demo.XXXXXX)
 forwarder=""
 
@@ -36,6 +39,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 case $rounds in '' | *[!0-9]*) [ -n "$rounds" ] && { echo "demo: SGPROBE_DEMO_ROUNDS must be a number" >&2; exit 2; } ;; esac
+case $interval in '' | *[!0-9]* | 0) echo "demo: SGPROBE_DEMO_INTERVAL must be a number of seconds" >&2; exit 2 ;; esac
 
 echo "== bringing up the AFIRGen lab (security groups: ${SGPROBE_LAB_SG:-examples/afirgen.security-groups.json})"
 "$lab" up || { echo "demo: the lab did not come up" >&2; exit 1; }
@@ -81,55 +85,39 @@ else
 	forwarder=""
 fi
 
-# round N: every agent role at once, each in its own namespace, pushing its report.
-round() {
-	local pids=""
-	for role in $agents; do
-		(
-			SGPROBE_KEY=$(cat "$work/$role.secret") "$lab" exec "$role" "$agent" --once \
-				--matrix "$matrix" --role "$role" --agent-address "$("$lab" addr "$role")" \
-				--agent-id "$role.lab" --cluster afirgen-lab --probe-ca-file "$("$lab" ca)" \
-				--push "http://collector.afirgen.internal:9443/v1/reports" --key-id "$role" \
-				>"$work/$role.txt" 2>"$work/$role.err"
-			echo $? >"$work/$role.rc"
-		) &
-		pids="$pids $!"
-	done
-	# Only this round's agents: the dashboard's forwarder runs on.
-	# shellcheck disable=SC2086
-	wait $pids
-}
+# One daemon per agent role, each in its own namespace, pushing to the collector.
+for role in $agents; do
+	SGPROBE_KEY=$(cat "$work/$role.secret") setsid -f ip netns exec "$("$lab" ns "$role")" \
+		"$agent" --collector "http://collector.afirgen.internal:9443" --role "$role" \
+		--agent-address "$("$lab" addr "$role")" --agent-id "$role.lab" --cluster afirgen-lab \
+		--probe-ca-file "$("$lab" ca)" --key-id "$role" --interval-s "$interval" \
+		--health-file "$work/$role.health" </dev/null >/dev/null 2>"$work/$role.log"
+done
+echo "== a daemon agent in every agent role's namespace, every ${interval} s: $(echo $agents)"
 
-show_matrix() {
-	ip netns exec "$cns" curl -s http://127.0.0.1:9090/v1/matrix >"$work/view.json"
-	python3 "$top/tests/lab/matrix_view.py" --view "$work/view.json"
-}
-
+# Prints the matrix whenever a cell's verdict or the set of agents changes.
 n=0
+last=""
 while :; do
+	sleep "$interval"
 	n=$((n + 1))
-	echo
-	echo "== round $n: sgprobe-agent --once --push in every agent role"
-	round
-	if [ $n -eq 1 ]; then
+	ip netns exec "$cns" curl -s http://127.0.0.1:9090/v1/matrix >"$work/view.json" || continue
+	now=$(jq -c '[[.cells[] | [.src_role, .dst_role, .port, .verdict]], [.agents[] | [.id, .state]]]' \
+		"$work/view.json")
+	if [ "$now" != "$last" ]; then
+		echo
+		echo "== the collector's matrix after ${n} interval(s): destination:port × source role"
+		python3 "$top/tests/lab/matrix_view.py" --view "$work/view.json"
 		for role in $agents; do
-			echo
-			echo "== $role (namespace $("$lab" ns "$role")), its own table"
-			cat "$work/$role.txt" "$work/$role.err"
+			printf '  %s: %s\n' "$role" "$(grep '"msg":"round"' "$work/$role.log" | tail -n 1 |
+				jq -r '"round \(.round): \(.results) results in \(.round_ms) ms"' 2>/dev/null)"
 		done
-	else
-		for role in $agents; do
-			printf '%s: %s\n' "$role" "$(tail -n 1 "$work/$role.txt")"
-			grep -v 'pushed' "$work/$role.err"
-		done
+		last=$now
 	fi
-	echo
-	echo "== the collector's matrix: destination:port × source role"
-	show_matrix
 	if [ -n "$rounds" ] && [ $n -ge "$rounds" ]; then
 		break
 	fi
-	[ -z "$rounds" ] && echo "(Ctrl-C to stop; next round in 10 s)" && sleep 10
+	[ -z "$rounds" ] && [ $n -eq 1 ] && echo "(Ctrl-C to stop)"
 done
 
 bad=$(jq -r '[.cells[] | select(.verdict != "ok" and .verdict != "unverified" and
