@@ -1074,7 +1074,8 @@ static void defs_dispose(defs_t *d)
 	free(d->v);
 }
 
-static int defs_add(defs_t *d, const state_t *s, const matrix_role_t *src, const matrix_target_t *t)
+static int defs_add(defs_t *d, const state_t *s, const matrix_role_t *src, const matrix_target_t *t,
+                    unsigned default_interval_s)
 {
 	def_t *def;
 
@@ -1099,7 +1100,10 @@ static int defs_add(defs_t *d, const state_t *s, const matrix_role_t *src, const
 	def->probe = t->probe;
 	def->silent = t->silent;
 	def->expected = t->expected;
-	def->interval_ms = (uint64_t)t->interval_s * 1000;
+	/* Only a path with an interval of its own (allowed_interval_s) keeps it:
+	 * every other path is probed at the agent's interval, which the agent
+	 * reports and may set shorter than the matrix's default. */
+	def->interval_ms = t->interval_s != default_interval_s ? (uint64_t)t->interval_s * 1000 : 0;
 	d->n++;
 	return 0;
 }
@@ -1128,7 +1132,7 @@ static int defs_add_role(defs_t *d, const state_t *s, const matrix_t *m, size_t 
 			first = t->target;
 		}
 		if (!strcmp(first, t->target))
-			result = defs_add(d, s, &m->roles[src], t);
+			result = defs_add(d, s, &m->roles[src], t, plan->interval_s);
 	}
 	matrix_plan_free(plan);
 	return result;
