@@ -87,6 +87,7 @@ typedef struct {
 	uv_signal_t sigint;
 
 	uint64_t rounds;
+	uint64_t probes;           /* results of every round so far */
 	uint64_t last_round_at_ms; /* wall clock, ms since the epoch; 0: none yet */
 	uint64_t seen_delivered;   /* counters at the last health write */
 	uint64_t seen_dropped;
@@ -295,6 +296,18 @@ static int fill_header(const daemon_t *d, report_t *r, uint64_t round_ms, bool f
 	r->interval_s = default_interval_s(d);
 	r->round_ms = round_ms;
 	r->final = final;
+	/* The agent's own counters ride along, so a sidecar that probes but
+	 * loses reports shows it at the collector too. */
+	r->counters.present = true;
+	r->counters.rounds = d->rounds;
+	r->counters.probes = d->probes;
+	if (d->have_pusher) {
+		const pusher_counters_t *k = &d->pusher.counters;
+
+		r->counters.reports_sent = k->sent;
+		r->counters.reports_retried = k->retried;
+		r->counters.reports_dropped = k->dropped_full + k->dropped_rejected + k->abandoned;
+	}
 	return result ? -ENOMEM : 0;
 }
 
@@ -599,6 +612,7 @@ static void on_round_done(probe_run_t *run, void *arg)
 	for (i = 0; i < n; i++)
 		counts[res[i].state < VERDICT_STATE_COUNT ? res[i].state : VERDICT_STATE_ERROR]++;
 	d->rounds++;
+	d->probes += n;
 	d->last_round_at_ms = wall_ms();
 	log_info(&d->lg, "round", LOG_UINT("round", d->rounds),
 	         LOG_UINT("targets", d->sub.n_targets), LOG_UINT("results", n),

@@ -265,6 +265,17 @@ char *report_encode(const report_t *r)
 	    !add_u64(root, "round_ms", r->round_ms) ||
 	    !cJSON_AddBoolToObject(root, "final", r->final))
 		goto out;
+	if (r->counters.present) {
+		const report_counters_t *k = &r->counters;
+
+		item = cJSON_AddObjectToObject(root, "counters");
+		if (!item || !add_u64(item, "rounds", k->rounds) ||
+		    !add_u64(item, "probes", k->probes) ||
+		    !add_u64(item, "reports_sent", k->reports_sent) ||
+		    !add_u64(item, "reports_retried", k->reports_retried) ||
+		    !add_u64(item, "reports_dropped", k->reports_dropped))
+			goto out;
+	}
 	results = cJSON_AddArrayToObject(root, "results");
 	if (!results)
 		goto out;
@@ -610,6 +621,29 @@ static int decode_report(ctx_t *c, const cJSON *root, report_t *r, bool *too_lar
 	if (!cJSON_IsBool(item))
 		return fail(c, "final: must be true or false");
 	r->final = cJSON_IsTrue(item);
+
+	item = cJSON_GetObjectItemCaseSensitive(root, "counters");
+	if (item && !cJSON_IsNull(item)) {
+		static const char *const names[] = {"rounds", "probes", "reports_sent",
+		                                    "reports_retried", "reports_dropped"};
+		uint64_t *fields[] = {&r->counters.rounds, &r->counters.probes,
+		                      &r->counters.reports_sent, &r->counters.reports_retried,
+		                      &r->counters.reports_dropped};
+		size_t i;
+
+		if (!cJSON_IsObject(item))
+			return fail(c, "counters: must be an object");
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			const cJSON *f = cJSON_GetObjectItemCaseSensitive(item, names[i]);
+
+			if (!f)
+				continue;
+			if (!get_int(f, 0, (double)REPORT_MAX_SEQ, &v))
+				return fail(c, "counters.%s: must be an integer >= 0", names[i]);
+			*fields[i] = (uint64_t)v;
+		}
+		r->counters.present = true;
+	}
 
 	return decode_results(c, cJSON_GetObjectItemCaseSensitive(root, "results"), r, too_large);
 }

@@ -66,6 +66,19 @@ typedef struct {
 	char *boot;
 } report_agent_t;
 
+/**
+ * The agent's own counters since it started, optional in a report (`counters`):
+ * what the operator needs to see a sidecar that probes but cannot deliver.
+ */
+typedef struct {
+	bool present; /* false: no `counters` object */
+	uint64_t rounds;
+	uint64_t probes;
+	uint64_t reports_sent;    /* reports the collector answered */
+	uint64_t reports_retried; /* attempts that were retried */
+	uint64_t reports_dropped; /* reports given up: queue full, refused, abandoned */
+} report_counters_t;
+
 /** A report. Owns everything in it; free with report_free(). */
 typedef struct {
 	report_agent_t agent;
@@ -75,6 +88,7 @@ typedef struct {
 	unsigned interval_s;
 	uint64_t round_ms;
 	bool final;
+	report_counters_t counters;
 	report_result_t *results;
 	size_t n_results;
 	size_t cap_results;

@@ -730,6 +730,47 @@ static void test_report_time_format_and_validity(void **state)
 	assert_false(report_time_valid(NULL));
 }
 
+/* The agent's counters: optional, decoded when present, written back. */
+static void test_report_counters(void **state)
+{
+	char err[REPORT_ERR_MAX] = "";
+	bool big = false;
+	report_t *r;
+	char *text;
+
+	(void)state;
+	r = decode_q(DOC_META(META ",'counters':{'rounds':7,'probes':540,'reports_sent':6,"
+	                           "'reports_retried':2,'reports_dropped':1,'later':true}"),
+	             err, &big);
+	if (!r)
+		fail_msg("%s", err);
+	assert_true(r->counters.present);
+	assert_int_equal(r->counters.rounds, 7);
+	assert_int_equal(r->counters.probes, 540);
+	assert_int_equal(r->counters.reports_sent, 6);
+	assert_int_equal(r->counters.reports_retried, 2);
+	assert_int_equal(r->counters.reports_dropped, 1);
+	text = report_encode(r);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"counters\":{\"rounds\":7,\"probes\":540,\"reports_sent\":6,"
+	                             "\"reports_retried\":2,\"reports_dropped\":1}"));
+	free(text);
+	report_free(r);
+
+	r = decode_q(DOC_META(META), err, &big);
+	assert_non_null(r);
+	assert_false(r->counters.present);
+	text = report_encode(r);
+	assert_null(strstr(text, "counters"));
+	free(text);
+	report_free(r);
+
+	assert_null(decode_q(DOC_META(META ",'counters':{'probes':-1}"), err, &big));
+	assert_string_equal(err, "counters.probes: must be an integer >= 0");
+	assert_null(decode_q(DOC_META(META ",'counters':[1]"), err, &big));
+	assert_string_equal(err, "counters: must be an object");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -741,6 +782,7 @@ int main(void)
 	    cmocka_unit_test(test_report_base_of_error_cases_is_valid),
 	    cmocka_unit_test(test_report_error_state_allows_nulls),
 	    cmocka_unit_test(test_report_ignores_unknown_fields),
+	    cmocka_unit_test(test_report_counters),
 	    cmocka_unit_test(test_report_result_limit_is_too_large),
 	    cmocka_unit_test(test_report_body_limit_is_too_large),
 	    cmocka_unit_test(test_report_decode_uses_length_not_nul),
