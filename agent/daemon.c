@@ -311,38 +311,6 @@ static int fill_header(const daemon_t *d, report_t *r, uint64_t round_ms, bool f
 	return result ? -ENOMEM : 0;
 }
 
-/* As agent/push.c's: one probe result as a report result. */
-static int add_result(report_t *r, const matrix_plan_t *plan, const probe_result_t *pr)
-{
-	const matrix_target_t *t = &plan->targets[pr->target];
-	char at[32], detail[PROBE_DETAIL_MAX + 32];
-	report_result_t rr;
-
-	memset(&rr, 0, sizeof(rr));
-	rr.dst_role = t->dst_role;
-	rr.target = t->target;
-	rr.address = pr->address[0] ? (char *)pr->address : NULL;
-	rr.port = t->port;
-	rr.expected = t->expected;
-	rr.state = pr->state;
-	rr.latency_us = pr->latency_us;
-	rr.at = report_format_time(pr->at_ms, at, sizeof(at));
-	if (pr->tls == VERDICT_TLS_FAIL) {
-		snprintf(detail, sizeof(detail), "tls handshake failed: %s", pr->detail);
-		rr.detail = detail;
-	} else {
-		rr.detail = pr->detail[0] ? (char *)pr->detail : NULL;
-	}
-	if (pr->tls != VERDICT_TLS_NONE) {
-		rr.tls.present = true;
-		rr.tls.ok = pr->tls == VERDICT_TLS_OK;
-		rr.tls.error = pr->tls == VERDICT_TLS_FAIL ? (char *)pr->detail : NULL;
-		rr.tls.has_expiry = pr->tls_has_expiry;
-		rr.tls.expires_in_days = pr->tls_expires_in_days;
-	}
-	return report_add_result(r, &rr);
-}
-
 static void submit(daemon_t *d, const matrix_plan_t *plan, const probe_result_t *res, size_t n,
                    uint64_t round_ms, bool final)
 {
@@ -351,7 +319,7 @@ static void submit(daemon_t *d, const matrix_plan_t *plan, const probe_result_t 
 	size_t i;
 
 	for (i = 0; !result && i < n; i++)
-		result = add_result(r, plan, &res[i]);
+		result = push_add_result(r, plan, &res[i]);
 	if (!result)
 		result = pusher_submit(&d->pusher, r);
 	if (result < 0)

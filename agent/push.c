@@ -146,7 +146,7 @@ static int fill_header(report_t *r, const config_t *cfg, const matrix_plan_t *pl
 	return result ? -ENOMEM : 0;
 }
 
-static int add_result(report_t *r, const matrix_plan_t *plan, const probe_result_t *pr)
+int push_add_result(report_t *r, const matrix_plan_t *plan, const probe_result_t *pr)
 {
 	const matrix_target_t *t = &plan->targets[pr->target];
 	char at[32], detail[PROBE_DETAIL_MAX + 32];
@@ -279,7 +279,7 @@ int push_once(const config_t *cfg, const push_key_t *key, const matrix_plan_t *p
 
 		result = r ? fill_header(r, cfg, plan, boot, round_ms) : -ENOMEM;
 		for (i = 0; !result && i < take; i++)
-			result = add_result(r, plan, &res[done + i]);
+			result = push_add_result(r, plan, &res[done + i]);
 		if (!result) {
 			r->seq = seq + 1;
 			body = report_encode(r);

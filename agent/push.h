@@ -11,6 +11,7 @@
 #include "config.h"
 #include "probe.h"
 #include "sgprobe/matrix.h"
+#include "sgprobe/report.h"
 
 #define PUSH_ERR_MAX 512
 #define PUSH_VERSION "0.1.0"
@@ -31,6 +32,13 @@ int push_key_load(const config_t *cfg, push_key_t *key, char *err, size_t errlen
 
 /** Wipes and frees the key. */
 void push_key_dispose(push_key_t *key);
+
+/**
+ * Appends one probe's result to a report as a `sgprobe.report/v1` result (the
+ * TLS error as `tls.error`, and in `detail`). Used by the smoke test's push and
+ * by the daemon. Returns 0 or a negative errno from report_add_result().
+ */
+int push_add_result(report_t *r, const matrix_plan_t *plan, const probe_result_t *pr);
 
 /**
  * Sends the results as reports of at most REPORT_MAX_RESULTS results and
