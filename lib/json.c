@@ -76,3 +76,37 @@ void json_pathf(char *out, size_t outlen, const char *fmt, ...)
 	vsnprintf(out, outlen, fmt, ap);
 	va_end(ap);
 }
+
+int json_fail(json_ctx_t *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->err && c->errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(c->err, c->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+int json_fail_oom(json_ctx_t *c)
+{
+	json_fail(c, "out of memory");
+	return -ENOMEM;
+}
+
+bool json_get_int(const cJSON *item, double lo, double hi, int64_t *out)
+{
+	double d;
+
+	if (!cJSON_IsNumber(item))
+		return false;
+	d = item->valuedouble;
+	/* The bounds all lie within +-2^53, so the cast below is exact and defined. */
+	if (!(d >= lo && d <= hi))
+		return false;
+	if ((double)(int64_t)d != d)
+		return false;
+	*out = (int64_t)d;
+	return true;
+}

@@ -95,46 +95,14 @@ out:
 	return out;
 }
 
-/* The decoder's context: where the error goes. */
-typedef struct {
-	char *err;
-	size_t errlen;
-} ctx_t;
-
-static int fail(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(ctx_t *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (c->err && c->errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(c->err, c->errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-static int fail_oom(ctx_t *c)
-{
-	fail(c, "out of memory");
-	return -ENOMEM;
-}
-
-/* True when `item` is a whole number in lo..hi; its value then goes to *out. */
+/* True when `item` is a whole number in lo..hi (within unsigned); its value then goes to *out. */
 static bool get_uint(const cJSON *item, double lo, double hi, unsigned *out)
 {
-	double d;
+	int64_t v;
 
-	if (!cJSON_IsNumber(item))
+	if (!json_get_int(item, lo, hi, &v))
 		return false;
-	d = item->valuedouble;
-	/* The bounds are small, so the cast below is exact and defined. */
-	if (!(d >= lo && d <= hi))
-		return false;
-	if ((double)(unsigned)d != d)
-		return false;
-	*out = (unsigned)d;
+	*out = (unsigned)v;
 	return true;
 }
 
@@ -174,84 +142,86 @@ typedef enum {
  * Copies required string field `key` of `obj` (path prefix `path`, with its
  * trailing dot, or "") into a new string in *out.
  */
-static int req_text(ctx_t *c, const cJSON *obj, const char *path, const char *key, text_kind_t kind,
-                    char **out)
+static int req_text(json_ctx_t *c, const cJSON *obj, const char *path, const char *key,
+                    text_kind_t kind, char **out)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
 	const char *s;
 	bool ok;
 
 	if (!item || cJSON_IsNull(item))
-		return fail(c, "%s%s: required", path, key);
+		return json_fail(c, "%s%s: required", path, key);
 	s = cJSON_IsString(item) ? item->valuestring : NULL;
 	switch (kind) {
 	case TEXT_ROLE:
 		if (!s || !valid_name(s, name_char))
-			return fail(c,
-			            "%s%s: must be a role name (at most %d of A-Z, a-z, 0-9, '.', "
-			            "'_', '-')",
-			            path, key, MATRIX_MAX_NAME);
+			return json_fail(
+			    c,
+			    "%s%s: must be a role name (at most %d of A-Z, a-z, 0-9, '.', "
+			    "'_', '-')",
+			    path, key, MATRIX_MAX_NAME);
 		break;
 	case TEXT_ENDPOINT:
 		if (!s || !valid_name(s, endpoint_char))
-			return fail(c,
-			            "%s%s: must be a DNS name or an IP address (at most %d of A-Z, "
-			            "a-z, 0-9, '.', '_', '-', ':', '%%')",
-			            path, key, MATRIX_MAX_NAME);
+			return json_fail(
+			    c,
+			    "%s%s: must be a DNS name or an IP address (at most %d of A-Z, "
+			    "a-z, 0-9, '.', '_', '-', ':', '%%')",
+			    path, key, MATRIX_MAX_NAME);
 		break;
 	case TEXT_ANY:
 		ok = s && s[0] && strlen(s) <= MATRIX_MAX_NAME;
 		if (!ok)
-			return fail(c, "%s%s: must be a non-empty string of at most %d bytes", path,
-			            key, MATRIX_MAX_NAME);
+			return json_fail(c, "%s%s: must be a non-empty string of at most %d bytes",
+			                 path, key, MATRIX_MAX_NAME);
 		break;
 	}
 	*out = strdup(s);
 	if (!*out)
-		return fail_oom(c);
+		return json_fail_oom(c);
 	return 0;
 }
 
 /* Reads a required integer field `key` in lo..hi. */
-static int req_uint(ctx_t *c, const cJSON *obj, const char *path, const char *key, unsigned lo,
+static int req_uint(json_ctx_t *c, const cJSON *obj, const char *path, const char *key, unsigned lo,
                     unsigned hi, unsigned *out)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
 
 	if (!item || cJSON_IsNull(item))
-		return fail(c, "%s%s: required", path, key);
+		return json_fail(c, "%s%s: required", path, key);
 	if (!get_uint(item, lo, hi, out))
-		return fail(c, "%s%s: must be an integer in %u-%u", path, key, lo, hi);
+		return json_fail(c, "%s%s: must be an integer in %u-%u", path, key, lo, hi);
 	return 0;
 }
 
 /* Reads boolean field `key`; when absent, *out is `dflt`, or an error when `dflt` < 0. */
-static int get_bool(ctx_t *c, const cJSON *obj, const char *path, const char *key, int dflt,
+static int get_bool(json_ctx_t *c, const cJSON *obj, const char *path, const char *key, int dflt,
                     bool *out)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
 
 	if (!item) {
 		if (dflt < 0)
-			return fail(c, "%s%s: required", path, key);
+			return json_fail(c, "%s%s: required", path, key);
 		*out = dflt != 0;
 		return 0;
 	}
 	if (!cJSON_IsBool(item))
-		return fail(c, "%s%s: must be true or false", path, key);
+		return json_fail(c, "%s%s: must be true or false", path, key);
 	*out = cJSON_IsTrue(item);
 	return 0;
 }
 
 /* Decodes target `obj` (path `path`, with its trailing dot) into `t`, freed by the caller. */
-static int decode_target(ctx_t *c, const cJSON *obj, const char *path, matrix_target_t *t)
+static int decode_target(json_ctx_t *c, const cJSON *obj, const char *path, matrix_target_t *t)
 {
 	const cJSON *item;
 	unsigned port;
 	int result;
 
 	if (!cJSON_IsObject(obj))
-		return fail(c, "%.*s: must be an object", (int)strlen(path) - 1, path);
+		return json_fail(c, "%.*s: must be an object", (int)strlen(path) - 1, path);
 	result = req_text(c, obj, path, "dst_role", TEXT_ROLE, &t->dst_role);
 	if (result)
 		return result;
@@ -265,9 +235,9 @@ static int decode_target(ctx_t *c, const cJSON *obj, const char *path, matrix_ta
 
 	item = cJSON_GetObjectItemCaseSensitive(obj, "expected");
 	if (!item)
-		return fail(c, "%sexpected: required", path);
+		return json_fail(c, "%sexpected: required", path);
 	if (!cJSON_IsString(item) || verdict_expect_parse(item->valuestring, &t->expected))
-		return fail(c, "%sexpected: must be \"allow\" or \"deny\"", path);
+		return json_fail(c, "%sexpected: must be \"allow\" or \"deny\"", path);
 
 	result = get_bool(c, obj, path, "tls", -1, &t->tls);
 	if (result)
@@ -282,7 +252,7 @@ static int decode_target(ctx_t *c, const cJSON *obj, const char *path, matrix_ta
 	return get_bool(c, obj, path, "probe", 1, &t->probe);
 }
 
-static int decode_targets(ctx_t *c, const cJSON *arr, matrix_plan_t *plan)
+static int decode_targets(json_ctx_t *c, const cJSON *arr, matrix_plan_t *plan)
 {
 	const cJSON *item;
 	char path[PATH_LEN];
@@ -290,18 +260,18 @@ static int decode_targets(ctx_t *c, const cJSON *arr, matrix_plan_t *plan)
 	int result;
 
 	if (!arr || cJSON_IsNull(arr))
-		return fail(c, "targets: required");
+		return json_fail(c, "targets: required");
 	if (!cJSON_IsArray(arr))
-		return fail(c, "targets: must be an array");
+		return json_fail(c, "targets: must be an array");
 	n = cJSON_GetArraySize(arr);
 	if (n > MATRIX_MAX_PLAN_TARGETS)
-		return fail(c, "targets: %d targets exceed the limit of %d", n,
-		            MATRIX_MAX_PLAN_TARGETS);
+		return json_fail(c, "targets: %d targets exceed the limit of %d", n,
+		                 MATRIX_MAX_PLAN_TARGETS);
 	if (n == 0)
 		return 0;
 	plan->targets = calloc((size_t)n, sizeof(*plan->targets));
 	if (!plan->targets)
-		return fail_oom(c);
+		return json_fail_oom(c);
 	cJSON_ArrayForEach(item, arr)
 	{
 		snprintf(path, sizeof(path), "targets[%zu].", plan->n_targets);
@@ -313,18 +283,18 @@ static int decode_targets(ctx_t *c, const cJSON *arr, matrix_plan_t *plan)
 	return 0;
 }
 
-static int decode_plan(ctx_t *c, const cJSON *root, matrix_plan_t *plan)
+static int decode_plan(json_ctx_t *c, const cJSON *root, matrix_plan_t *plan)
 {
 	const cJSON *item;
 	int result;
 
 	if (!cJSON_IsObject(root))
-		return fail(c, "plan: must be a JSON object");
+		return json_fail(c, "plan: must be a JSON object");
 	item = cJSON_GetObjectItemCaseSensitive(root, "schema");
 	if (!item)
-		return fail(c, "schema: required");
+		return json_fail(c, "schema: required");
 	if (!cJSON_IsString(item) || strcmp(item->valuestring, PLAN_SCHEMA) != 0)
-		return fail(c, "schema: must be \"" PLAN_SCHEMA "\"");
+		return json_fail(c, "schema: must be \"" PLAN_SCHEMA "\"");
 	result = req_text(c, root, "", "matrix", TEXT_ANY, &plan->matrix);
 	if (result)
 		return result;
@@ -342,7 +312,7 @@ static int decode_plan(ctx_t *c, const cJSON *root, matrix_plan_t *plan)
 
 matrix_plan_t *plan_decode(const char *text, size_t len, char *err, size_t errlen)
 {
-	ctx_t c = {err, errlen};
+	json_ctx_t c = {err, errlen};
 	matrix_plan_t *plan = NULL;
 	cJSON *root;
 	unsigned line;
@@ -351,20 +321,20 @@ matrix_plan_t *plan_decode(const char *text, size_t len, char *err, size_t errle
 	if (err && errlen > 0)
 		err[0] = '\0';
 	if (len > PLAN_MAX_BODY) {
-		fail(&c, "plan: %zu bytes exceeds the limit of %u", len, PLAN_MAX_BODY);
+		json_fail(&c, "plan: %zu bytes exceeds the limit of %u", len, PLAN_MAX_BODY);
 		return NULL;
 	}
 	root = json_parse(text ? text : "", text ? len : 0, &line, &result);
 	if (!root) {
 		if (result == -ENOMEM)
-			fail_oom(&c);
+			json_fail_oom(&c);
 		else
-			fail(&c, "plan: invalid JSON near line %u", line);
+			json_fail(&c, "plan: invalid JSON near line %u", line);
 		return NULL;
 	}
 	plan = calloc(1, sizeof(*plan));
 	if (!plan) {
-		fail_oom(&c);
+		json_fail_oom(&c);
 		goto out;
 	}
 	result = decode_plan(&c, root, plan);

@@ -294,66 +294,24 @@ out:
 	return out;
 }
 
-/* The decoder's context: where the error goes. */
-typedef struct {
-	char *err;
-	size_t errlen;
-} ctx_t;
-
-static int fail(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(ctx_t *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (c->err && c->errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(c->err, c->errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-static int fail_oom(ctx_t *c)
-{
-	fail(c, "out of memory");
-	return -ENOMEM;
-}
-
-/* True when `item` is a whole number in lo..hi; its value then goes to *out. */
-static bool get_int(const cJSON *item, double lo, double hi, int64_t *out)
-{
-	double d;
-
-	if (!cJSON_IsNumber(item))
-		return false;
-	d = item->valuedouble;
-	/* The bounds all lie within ±2^53, so the cast below is exact and defined. */
-	if (!(d >= lo && d <= hi))
-		return false;
-	if ((double)(int64_t)d != d)
-		return false;
-	*out = (int64_t)d;
-	return true;
-}
-
 /*
  * Copies a required, non-empty string field `key` of `obj` (path `path`) into
  * a new string in *out.
  */
-static int req_string(ctx_t *c, const cJSON *obj, const char *path, const char *key, char **out)
+static int req_string(json_ctx_t *c, const cJSON *obj, const char *path, const char *key,
+                      char **out)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
 
 	if (!item || cJSON_IsNull(item))
-		return fail(c, "%s%s: required", path, key);
+		return json_fail(c, "%s%s: required", path, key);
 	if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0])
-		return fail(c, "%s%s: must be a non-empty string", path, key);
+		return json_fail(c, "%s%s: must be a non-empty string", path, key);
 	if (strlen(item->valuestring) > REPORT_MAX_STRING)
-		return fail(c, "%s%s: longer than %d bytes", path, key, REPORT_MAX_STRING);
+		return json_fail(c, "%s%s: longer than %d bytes", path, key, REPORT_MAX_STRING);
 	*out = strdup(item->valuestring);
 	if (!*out)
-		return fail_oom(c);
+		return json_fail_oom(c);
 	return 0;
 }
 
@@ -361,8 +319,8 @@ static int req_string(ctx_t *c, const cJSON *obj, const char *path, const char *
  * Copies an optional string field: absent or null leaves *out NULL. `non_empty`:
  * an empty string is an error.
  */
-static int opt_string(ctx_t *c, const cJSON *obj, const char *path, const char *key, bool non_empty,
-                      char **out)
+static int opt_string(json_ctx_t *c, const cJSON *obj, const char *path, const char *key,
+                      bool non_empty, char **out)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
 
@@ -370,40 +328,41 @@ static int opt_string(ctx_t *c, const cJSON *obj, const char *path, const char *
 	if (!item || cJSON_IsNull(item))
 		return 0;
 	if (!cJSON_IsString(item) || !item->valuestring || (non_empty && !item->valuestring[0]))
-		return fail(c, "%s%s: must be a %sstring or null", path, key,
-		            non_empty ? "non-empty " : "");
+		return json_fail(c, "%s%s: must be a %sstring or null", path, key,
+		                 non_empty ? "non-empty " : "");
 	if (strlen(item->valuestring) > REPORT_MAX_STRING)
-		return fail(c, "%s%s: longer than %d bytes", path, key, REPORT_MAX_STRING);
+		return json_fail(c, "%s%s: longer than %d bytes", path, key, REPORT_MAX_STRING);
 	*out = strdup(item->valuestring);
 	if (!*out)
-		return fail_oom(c);
+		return json_fail_oom(c);
 	return 0;
 }
 
 /* Reads a required timestamp field into a new string in *out. */
-static int req_time(ctx_t *c, const cJSON *obj, const char *path, const char *key, char **out)
+static int req_time(json_ctx_t *c, const cJSON *obj, const char *path, const char *key, char **out)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
 
 	if (!item || cJSON_IsNull(item))
-		return fail(c, "%s%s: required", path, key);
+		return json_fail(c, "%s%s: required", path, key);
 	if (!cJSON_IsString(item) || !report_time_valid(item->valuestring))
-		return fail(c, "%s%s: must be an RFC 3339 UTC timestamp (2026-01-01T00:00:00.000Z)",
-		            path, key);
+		return json_fail(
+		    c, "%s%s: must be an RFC 3339 UTC timestamp (2026-01-01T00:00:00.000Z)", path,
+		    key);
 	*out = strdup(item->valuestring);
 	if (!*out)
-		return fail_oom(c);
+		return json_fail_oom(c);
 	return 0;
 }
 
-static int decode_agent(ctx_t *c, const cJSON *obj, report_agent_t *a)
+static int decode_agent(json_ctx_t *c, const cJSON *obj, report_agent_t *a)
 {
 	int result;
 
 	if (!obj || cJSON_IsNull(obj))
-		return fail(c, "agent: required");
+		return json_fail(c, "agent: required");
 	if (!cJSON_IsObject(obj))
-		return fail(c, "agent: must be an object");
+		return json_fail(c, "agent: must be an object");
 	result = req_string(c, obj, "agent.", "id", &a->id);
 	if (!result)
 		result = req_string(c, obj, "agent.", "role", &a->role);
@@ -420,7 +379,7 @@ static int decode_agent(ctx_t *c, const cJSON *obj, report_agent_t *a)
 	return result;
 }
 
-static int decode_tls(ctx_t *c, const cJSON *obj, const char *path, report_tls_t *tls)
+static int decode_tls(json_ctx_t *c, const cJSON *obj, const char *path, report_tls_t *tls)
 {
 	char p[PATH_LEN + 8];
 	const cJSON *item;
@@ -431,17 +390,18 @@ static int decode_tls(ctx_t *c, const cJSON *obj, const char *path, report_tls_t
 	if (!obj || cJSON_IsNull(obj))
 		return 0;
 	if (!cJSON_IsObject(obj))
-		return fail(c, "%stls: must be an object or null", path);
+		return json_fail(c, "%stls: must be an object or null", path);
 	item = cJSON_GetObjectItemCaseSensitive(obj, "ok");
 	if (!item)
-		return fail(c, "%stls.ok: required", path);
+		return json_fail(c, "%stls.ok: required", path);
 	if (!cJSON_IsBool(item))
-		return fail(c, "%stls.ok: must be true or false", path);
+		return json_fail(c, "%stls.ok: must be true or false", path);
 	tls->ok = cJSON_IsTrue(item);
 	item = cJSON_GetObjectItemCaseSensitive(obj, "expires_in_days");
 	if (item && !cJSON_IsNull(item)) {
-		if (!get_int(item, INT_MIN, INT_MAX, &v))
-			return fail(c, "%stls.expires_in_days: must be an integer or null", path);
+		if (!json_get_int(item, INT_MIN, INT_MAX, &v))
+			return json_fail(c, "%stls.expires_in_days: must be an integer or null",
+			                 path);
 		tls->has_expiry = true;
 		tls->expires_in_days = (int)v;
 	}
@@ -457,29 +417,29 @@ static int decode_tls(ctx_t *c, const cJSON *obj, const char *path, report_tls_t
  * Decodes result `obj` (path `path`, with its trailing dot) into `res`, which
  * the caller disposes of, whatever the outcome.
  */
-static int decode_result(ctx_t *c, const cJSON *obj, const char *path, report_result_t *res)
+static int decode_result(json_ctx_t *c, const cJSON *obj, const char *path, report_result_t *res)
 {
 	const cJSON *item;
 	int64_t v;
 	int result;
 
 	if (!cJSON_IsObject(obj))
-		return fail(c, "%.*s: must be an object", (int)strlen(path) - 1, path);
+		return json_fail(c, "%.*s: must be an object", (int)strlen(path) - 1, path);
 
 	/* state first: what address and latency_us may be depends on it. */
 	item = cJSON_GetObjectItemCaseSensitive(obj, "state");
 	if (!item)
-		return fail(c, "%sstate: required", path);
+		return json_fail(c, "%sstate: required", path);
 	if (!cJSON_IsString(item) || verdict_state_parse(item->valuestring, &res->state))
-		return fail(c,
-		            "%sstate: must be one of open, closed, rejected, filtered, "
-		            "unreachable, error",
-		            path);
+		return json_fail(c,
+		                 "%sstate: must be one of open, closed, rejected, filtered, "
+		                 "unreachable, error",
+		                 path);
 	item = cJSON_GetObjectItemCaseSensitive(obj, "expected");
 	if (!item)
-		return fail(c, "%sexpected: required", path);
+		return json_fail(c, "%sexpected: required", path);
 	if (!cJSON_IsString(item) || verdict_expect_parse(item->valuestring, &res->expected))
-		return fail(c, "%sexpected: must be \"allow\" or \"deny\"", path);
+		return json_fail(c, "%sexpected: must be \"allow\" or \"deny\"", path);
 
 	result = req_string(c, obj, path, "dst_role", &res->dst_role);
 	if (result)
@@ -490,31 +450,31 @@ static int decode_result(ctx_t *c, const cJSON *obj, const char *path, report_re
 
 	item = cJSON_GetObjectItemCaseSensitive(obj, "address");
 	if (!item)
-		return fail(c, "%saddress: required", path);
+		return json_fail(c, "%saddress: required", path);
 	if (cJSON_IsNull(item) && res->state != VERDICT_STATE_ERROR)
-		return fail(c, "%saddress: null is only allowed when state is error", path);
+		return json_fail(c, "%saddress: null is only allowed when state is error", path);
 	result = opt_string(c, obj, path, "address", true, &res->address);
 	if (result)
 		return result;
 
 	item = cJSON_GetObjectItemCaseSensitive(obj, "port");
 	if (!item)
-		return fail(c, "%sport: required", path);
-	if (!get_int(item, 1, 65535, &v))
-		return fail(c, "%sport: must be an integer in 1-65535", path);
+		return json_fail(c, "%sport: required", path);
+	if (!json_get_int(item, 1, 65535, &v))
+		return json_fail(c, "%sport: must be an integer in 1-65535", path);
 	res->port = (uint16_t)v;
 
 	item = cJSON_GetObjectItemCaseSensitive(obj, "latency_us");
 	if (!item)
-		return fail(c, "%slatency_us: required", path);
+		return json_fail(c, "%slatency_us: required", path);
 	if (cJSON_IsNull(item)) {
 		if (res->state != VERDICT_STATE_ERROR)
-			return fail(c, "%slatency_us: null is only allowed when state is error",
-			            path);
+			return json_fail(
+			    c, "%slatency_us: null is only allowed when state is error", path);
 		res->latency_us = -1;
 	} else {
-		if (!get_int(item, 0, (double)REPORT_MAX_SEQ, &v))
-			return fail(c, "%slatency_us: must be an integer >= 0 or null", path);
+		if (!json_get_int(item, 0, (double)REPORT_MAX_SEQ, &v))
+			return json_fail(c, "%slatency_us: must be an integer >= 0 or null", path);
 		res->latency_us = v;
 	}
 
@@ -527,7 +487,7 @@ static int decode_result(ctx_t *c, const cJSON *obj, const char *path, report_re
 	return decode_tls(c, cJSON_GetObjectItemCaseSensitive(obj, "tls"), path, &res->tls);
 }
 
-static int decode_results(ctx_t *c, const cJSON *arr, report_t *r, bool *too_large)
+static int decode_results(json_ctx_t *c, const cJSON *arr, report_t *r, bool *too_large)
 {
 	const cJSON *item;
 	char path[PATH_LEN];
@@ -535,19 +495,20 @@ static int decode_results(ctx_t *c, const cJSON *arr, report_t *r, bool *too_lar
 	int result;
 
 	if (!arr)
-		return fail(c, "results: required");
+		return json_fail(c, "results: required");
 	if (!cJSON_IsArray(arr))
-		return fail(c, "results: must be an array");
+		return json_fail(c, "results: must be an array");
 	n = cJSON_GetArraySize(arr);
 	if (n > REPORT_MAX_RESULTS) {
 		*too_large = true;
-		return fail(c, "results: %d results exceed the limit of %d", n, REPORT_MAX_RESULTS);
+		return json_fail(c, "results: %d results exceed the limit of %d", n,
+		                 REPORT_MAX_RESULTS);
 	}
 	if (n == 0)
 		return 0;
 	r->results = calloc((size_t)n, sizeof(*r->results));
 	if (!r->results)
-		return fail_oom(c);
+		return json_fail_oom(c);
 	r->cap_results = (size_t)n;
 	cJSON_ArrayForEach(item, arr)
 	{
@@ -560,20 +521,20 @@ static int decode_results(ctx_t *c, const cJSON *arr, report_t *r, bool *too_lar
 	return 0;
 }
 
-static int decode_report(ctx_t *c, const cJSON *root, report_t *r, bool *too_large)
+static int decode_report(json_ctx_t *c, const cJSON *root, report_t *r, bool *too_large)
 {
 	const cJSON *item;
 	int64_t v;
 	int result;
 
 	if (!cJSON_IsObject(root))
-		return fail(c, "body: must be a JSON object");
+		return json_fail(c, "body: must be a JSON object");
 
 	item = cJSON_GetObjectItemCaseSensitive(root, "schema");
 	if (!item)
-		return fail(c, "schema: required");
+		return json_fail(c, "schema: required");
 	if (!cJSON_IsString(item) || strcmp(item->valuestring, REPORT_SCHEMA) != 0)
-		return fail(c, "schema: must be \"" REPORT_SCHEMA "\"");
+		return json_fail(c, "schema: must be \"" REPORT_SCHEMA "\"");
 
 	result = decode_agent(c, cJSON_GetObjectItemCaseSensitive(root, "agent"), &r->agent);
 	if (result)
@@ -581,10 +542,10 @@ static int decode_report(ctx_t *c, const cJSON *root, report_t *r, bool *too_lar
 
 	item = cJSON_GetObjectItemCaseSensitive(root, "seq");
 	if (!item)
-		return fail(c, "seq: required");
-	if (!get_int(item, 0, (double)REPORT_MAX_SEQ, &v))
-		return fail(c, "seq: must be an integer in 0-%llu",
-		            (unsigned long long)REPORT_MAX_SEQ);
+		return json_fail(c, "seq: required");
+	if (!json_get_int(item, 0, (double)REPORT_MAX_SEQ, &v))
+		return json_fail(c, "seq: must be an integer in 0-%llu",
+		                 (unsigned long long)REPORT_MAX_SEQ);
 	r->seq = (uint64_t)v;
 
 	result = req_time(c, root, "", "sent_at", &r->sent_at);
@@ -593,33 +554,33 @@ static int decode_report(ctx_t *c, const cJSON *root, report_t *r, bool *too_lar
 
 	item = cJSON_GetObjectItemCaseSensitive(root, "mode");
 	if (!item)
-		return fail(c, "mode: required");
+		return json_fail(c, "mode: required");
 	if (cJSON_IsString(item) && strcmp(item->valuestring, "daemon") == 0)
 		r->mode = REPORT_MODE_DAEMON;
 	else if (cJSON_IsString(item) && strcmp(item->valuestring, "once") == 0)
 		r->mode = REPORT_MODE_ONCE;
 	else
-		return fail(c, "mode: must be \"daemon\" or \"once\"");
+		return json_fail(c, "mode: must be \"daemon\" or \"once\"");
 
 	item = cJSON_GetObjectItemCaseSensitive(root, "interval_s");
 	if (!item)
-		return fail(c, "interval_s: required");
-	if (!get_int(item, 1, UINT_MAX, &v))
-		return fail(c, "interval_s: must be an integer >= 1");
+		return json_fail(c, "interval_s: required");
+	if (!json_get_int(item, 1, UINT_MAX, &v))
+		return json_fail(c, "interval_s: must be an integer >= 1");
 	r->interval_s = (unsigned)v;
 
 	item = cJSON_GetObjectItemCaseSensitive(root, "round_ms");
 	if (!item)
-		return fail(c, "round_ms: required");
-	if (!get_int(item, 0, (double)REPORT_MAX_SEQ, &v))
-		return fail(c, "round_ms: must be an integer >= 0");
+		return json_fail(c, "round_ms: required");
+	if (!json_get_int(item, 0, (double)REPORT_MAX_SEQ, &v))
+		return json_fail(c, "round_ms: must be an integer >= 0");
 	r->round_ms = (uint64_t)v;
 
 	item = cJSON_GetObjectItemCaseSensitive(root, "final");
 	if (!item)
-		return fail(c, "final: required");
+		return json_fail(c, "final: required");
 	if (!cJSON_IsBool(item))
-		return fail(c, "final: must be true or false");
+		return json_fail(c, "final: must be true or false");
 	r->final = cJSON_IsTrue(item);
 
 	item = cJSON_GetObjectItemCaseSensitive(root, "counters");
@@ -632,14 +593,15 @@ static int decode_report(ctx_t *c, const cJSON *root, report_t *r, bool *too_lar
 		size_t i;
 
 		if (!cJSON_IsObject(item))
-			return fail(c, "counters: must be an object");
+			return json_fail(c, "counters: must be an object");
 		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 			const cJSON *f = cJSON_GetObjectItemCaseSensitive(item, names[i]);
 
 			if (!f)
 				continue;
-			if (!get_int(f, 0, (double)REPORT_MAX_SEQ, &v))
-				return fail(c, "counters.%s: must be an integer >= 0", names[i]);
+			if (!json_get_int(f, 0, (double)REPORT_MAX_SEQ, &v))
+				return json_fail(c, "counters.%s: must be an integer >= 0",
+				                 names[i]);
 			*fields[i] = (uint64_t)v;
 		}
 		r->counters.present = true;
@@ -650,7 +612,7 @@ static int decode_report(ctx_t *c, const cJSON *root, report_t *r, bool *too_lar
 
 report_t *report_decode(const char *body, size_t len, char *err, size_t errlen, bool *too_large)
 {
-	ctx_t c = {err, errlen};
+	json_ctx_t c = {err, errlen};
 	report_t *r = NULL;
 	cJSON *root;
 	bool big = false;
@@ -664,20 +626,20 @@ report_t *report_decode(const char *body, size_t len, char *err, size_t errlen, 
 	if (len > REPORT_MAX_BODY) {
 		if (too_large)
 			*too_large = true;
-		fail(&c, "body: %zu bytes exceeds the limit of %u", len, REPORT_MAX_BODY);
+		json_fail(&c, "body: %zu bytes exceeds the limit of %u", len, REPORT_MAX_BODY);
 		return NULL;
 	}
 	root = json_parse(body ? body : "", body ? len : 0, &line, &result);
 	if (!root) {
 		if (result == -ENOMEM)
-			fail_oom(&c);
+			json_fail_oom(&c);
 		else
-			fail(&c, "body: invalid JSON near line %u", line);
+			json_fail(&c, "body: invalid JSON near line %u", line);
 		return NULL;
 	}
 	r = report_new();
 	if (!r) {
-		fail_oom(&c);
+		json_fail_oom(&c);
 		goto out;
 	}
 	result = decode_report(&c, root, r, &big);

@@ -4,7 +4,9 @@
 #ifndef SGPROBE_JSON_H
 #define SGPROBE_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cJSON.h>
 
@@ -36,5 +38,23 @@ const char *json_quote(const char *s, char *buf, size_t buflen);
  */
 void json_pathf(char *out, size_t outlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/** Where a decoder's error message goes: `errlen` bytes at `err` (NULL for none). */
+typedef struct {
+	char *err;
+	size_t errlen;
+} json_ctx_t;
+
+/** Writes a message naming the field into c->err. Returns -EINVAL. */
+int json_fail(json_ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Writes "out of memory" into c->err. Returns -ENOMEM. */
+int json_fail_oom(json_ctx_t *c);
+
+/**
+ * True when `item` is a number with a whole value in lo..hi (bounds within
+ * ±2^53, so the conversion is exact); the value then goes to *out.
+ */
+bool json_get_int(const cJSON *item, double lo, double hi, int64_t *out);
 
 #endif
