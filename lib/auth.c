@@ -39,8 +39,6 @@
 /* Longest field path built while validating: `keys[4095].roles[1023]` and a key. */
 #define PATH_LEN 96
 
-/* Longest user string quoted in a message; the rest is elided. */
-
 /* Longest decimal timestamp accepted in a header: 18 digits always fit an int64_t. */
 #define MAX_TS_DIGITS 18
 

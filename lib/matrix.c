@@ -26,8 +26,6 @@
 /* Longest key path built while validating: a role name, a key, an index. */
 #define PATH_MAX_LEN (MATRIX_MAX_NAME + 64)
 
-/* Longest user string quoted in a message; the rest is elided. */
-
 /* The default probe settings when "probe" or one of its keys is absent. */
 #define DEFAULT_INTERVAL_S 60
 #define DEFAULT_TIMEOUT_MS 2000
