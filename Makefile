@@ -11,7 +11,7 @@
 PKG_CONFIG ?= pkg-config
 CC ?= cc
 SANITIZER ?=
-PKGS := libuv libcjson libcurl openssl libh2o
+PKGS := libuv libcjson libcurl openssl libh2o zlib
 
 ifeq ($(SANITIZER),)
 BUILD ?= build
@@ -26,7 +26,7 @@ endif
 # pkg-config is only asked when its answer is needed, so that `make deps` and
 # `make clean` work on a machine that has none of the libraries yet.
 DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
-DEP_LIBS = $(shell $(PKG_CONFIG) --libs libuv libcjson libcurl openssl)
+DEP_LIBS = $(shell $(PKG_CONFIG) --libs libuv libcjson libcurl openssl zlib)
 H2O_LIBS = $(shell $(PKG_CONFIG) --libs libh2o)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
 

@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config libuv1-dev libcjson-dev libcurl4-openssl-dev libssl-dev
 libh2o-dev libcmocka-dev nftables nmap iproute2 clang-format openssl ca-certificates
 procps jq python3 bash time clang libclang-rt-dev socat curl chromium prometheus-pushgateway
-prometheus-blackbox-exporter"
+prometheus-blackbox-exporter zlib1g-dev python3-botocore"
 
 missing=""
 for p in $PKGS; do
