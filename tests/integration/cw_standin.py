@@ -9,7 +9,7 @@ Standard library and botocore only; run it with /usr/bin/python3:
       [--tls-cert FILE --tls-key FILE] [--region us-east-1] [--record FILE]
       [--key AKID:SECRET[:TOKEN]]... [--ecs-path /v2/credentials/ID]
       [--ecs-ttl-s N] [--ecs-auth VALUE] [--ready-file FILE]
-      [--max-request-bytes N] [--idle-timeout-s N]
+      [--max-request-bytes N] [--idle-timeout-s N] [--issued-file FILE]
 
 --listen 127.0.0.1:0 picks a free port; once the socket listens the port is
 written (with a newline) to --ready-file. [::1]:PORT listens on IPv6.
@@ -32,6 +32,9 @@ GET <--ecs-path>
         ECS credentials: a new set on each call, ASIA-STANDIN-n, valid for
         POST / until Expiration = now + --ecs-ttl-s (rounded up to a second).
         With --ecs-auth, the Authorization header must equal VALUE (else 401/403).
+        With --issued-file, issued sets are appended to FILE, and POST / also
+        accepts the sets found there: an ECS stand-in in the collector's
+        namespace and a CloudWatch stand-in on the endpoint host agree.
 POST /_standin/fault?throttle=N | ?status=5xx&n=N | ?drop=N | ?delay_ms=D&n=N | ?clear=1
         queues faults for the next PutMetricData calls, first in first out;
         a faulted call is answered before any check (drop: the connection is
@@ -176,6 +179,8 @@ class State:
         self.ecs_path = args.ecs_path
         self.ecs_auth = args.ecs_auth
         self.max_bytes = args.max_request_bytes
+        # Keys issued by another stand-in (its ECS endpoint in another namespace).
+        self.issued_file = args.issued_file
 
     def record(self, rec):
         line = json.dumps(rec, sort_keys=False)
@@ -202,11 +207,25 @@ class State:
             expires = math.ceil(time.time() + self.ecs_ttl_s)
             key = Key(secrets.token_urlsafe(30), secrets.token_urlsafe(96), expires)
             self.keys[akid] = key
+            if self.issued_file:
+                with open(self.issued_file, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"akid": akid, "secret": key.secret, "token": key.token,
+                                        "expires": expires}) + "\n")
         return akid, key
 
     def key(self, akid):
         with self.lock:
-            return self.keys.get(akid)
+            k = self.keys.get(akid)
+            if k is None and self.issued_file and os.path.exists(self.issued_file):
+                with open(self.issued_file, encoding="utf-8") as f:
+                    for line in f:
+                        try:
+                            e = json.loads(line)
+                        except ValueError:
+                            continue  # a line being written
+                        if e.get("akid") == akid:
+                            k = Key(e["secret"], e["token"], e["expires"])
+            return k
 
 
 def iso_z(epoch):
@@ -897,6 +916,9 @@ def main():
     ap.add_argument("--ecs-ttl-s", type=int, default=3600)
     ap.add_argument("--ecs-auth", help="require this Authorization value on the ECS path")
     ap.add_argument("--ready-file")
+    ap.add_argument("--issued-file",
+                    help="share issued ECS keys through this file: the ECS side appends, "
+                         "the CloudWatch side reads (two stand-ins in two namespaces)")
     ap.add_argument("--max-request-bytes", type=int, default=1 << 20)
     ap.add_argument("--idle-timeout-s", type=float, default=60)
     args = ap.parse_args()
