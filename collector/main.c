@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "collector.h"
+#include "signreq.h"
 #include "sgprobe/plan.h"
 
 #define EXIT_USAGE 2
@@ -86,6 +87,7 @@ static void usage(FILE *f)
 	    "       sgprobe-collector check-matrix FILE\n"
 	    "       sgprobe-collector plan --matrix FILE --role ROLE\n"
 	    "       sgprobe-collector health [--admin-listen ADDR:PORT]\n"
+	    "       sgprobe-collector sign-request --region R --service S [--date D] < REQUEST\n"
 	    "\n"
 	    "  --matrix FILE            the intended matrix (SGPROBE_MATRIX)\n"
 	    "  --keys FILE              the agents' keys (SGPROBE_KEYS)\n"
@@ -446,6 +448,8 @@ static int cmd_serve(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
+	if (argc > 1 && !strcmp(argv[1], "sign-request"))
+		return signreq_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "check-matrix"))
 		return cmd_check_matrix(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "plan"))
