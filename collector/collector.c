@@ -289,6 +289,12 @@ char *collector_metrics_text(const collector_t *c, uint64_t now_ms)
 	                  "sgprobe_ingest_duration_seconds_sum %.9f\n"
 	                  "sgprobe_ingest_duration_seconds_count %" PRIu64 "\n",
 	                  c->latency_count, c->latency_sum_s, c->latency_count);
+	if (!result && c->publisher) {
+		char *pub = publisher_prometheus(c->publisher);
+
+		result = pub ? appendf(&buf, &len, &cap, "%s", pub) : -ENOMEM;
+		free(pub);
+	}
 	if (result) {
 		free(buf);
 		return NULL;

@@ -15,6 +15,7 @@
 
 #include "sgprobe/auth.h"
 #include "sgprobe/matrix.h"
+#include "publisher.h"
 #include "state.h"
 
 #define COLLECTOR_ERR_MAX 512
@@ -43,7 +44,8 @@ typedef struct {
 	const char *admin_tls_cert; /* TLS on the admin listener when set */
 	const char *admin_tls_key;
 	state_limits_t limits;
-	unsigned retry_after_s; /* Retry-After of a 429 */
+	unsigned retry_after_s;   /* Retry-After of a 429 */
+	publish_config_t publish; /* the metrics sink (DESIGN.md "CloudWatch") */
 } collector_config_t;
 
 /** One role's encoded plan, served with an ETag. */
@@ -82,6 +84,9 @@ typedef struct collector_s {
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
 	bool stopping;
+	publisher_t *publisher; /* NULL until started, and again once stopped */
+	log_t lg;               /* JSON lines on stderr, for the publisher */
+	bool grace_over;        /* the stop's grace for requests in flight has passed */
 
 	/* Counters for /metrics. */
 	uint64_t reports_accepted;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -22,6 +23,9 @@
 #include "sgprobe/plan.h"
 
 #define EXIT_USAGE 2
+
+/* How long the last flush may take to reach CloudWatch at a stop (ECS gives 30 s). */
+#define PUBLISH_STOP_DEADLINE_MS 5000
 
 enum {
 	OPT_LISTEN = 256,
@@ -36,6 +40,16 @@ enum {
 	OPT_MAX_AGENTS,
 	OPT_MAX_OBSERVATIONS,
 	OPT_ROLE,
+	OPT_METRICS_SINK,
+	OPT_NAMESPACE,
+	OPT_REGION,
+	OPT_CLOUDWATCH_ENDPOINT,
+	OPT_FLUSH_INTERVAL,
+	OPT_METRICS_BUFFER,
+	OPT_CA_FILE,
+	OPT_CREDENTIALS_MARGIN,
+	OPT_ECS_CREDENTIALS_HOST,
+	OPT_IMDS_ENDPOINT,
 	OPT_HELP,
 	OPT_END
 };
@@ -53,6 +67,16 @@ static const struct option options[] = {
     {"max-agents", required_argument, NULL, OPT_MAX_AGENTS},
     {"max-observations", required_argument, NULL, OPT_MAX_OBSERVATIONS},
     {"role", required_argument, NULL, OPT_ROLE},
+    {"metrics-sink", required_argument, NULL, OPT_METRICS_SINK},
+    {"namespace", required_argument, NULL, OPT_NAMESPACE},
+    {"region", required_argument, NULL, OPT_REGION},
+    {"cloudwatch-endpoint", required_argument, NULL, OPT_CLOUDWATCH_ENDPOINT},
+    {"flush-interval", required_argument, NULL, OPT_FLUSH_INTERVAL},
+    {"metrics-buffer", required_argument, NULL, OPT_METRICS_BUFFER},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
+    {"credentials-refresh-margin-s", required_argument, NULL, OPT_CREDENTIALS_MARGIN},
+    {"ecs-credentials-host", required_argument, NULL, OPT_ECS_CREDENTIALS_HOST},
+    {"imds-endpoint", required_argument, NULL, OPT_IMDS_ENDPOINT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -71,6 +95,16 @@ static const char *const env_names[OPT_END - OPT_LISTEN] = {
     "SGPROBE_MAX_AGENTS",
     "SGPROBE_MAX_OBSERVATIONS",
     "SGPROBE_ROLE",
+    "SGPROBE_METRICS_SINK",
+    "SGPROBE_NAMESPACE",
+    "SGPROBE_REGION",
+    "SGPROBE_CLOUDWATCH_ENDPOINT",
+    "SGPROBE_FLUSH_INTERVAL",
+    "SGPROBE_METRICS_BUFFER",
+    "SGPROBE_CA_FILE",
+    "SGPROBE_CREDENTIALS_REFRESH_MARGIN_S",
+    "SGPROBE_ECS_CREDENTIALS_HOST",
+    "SGPROBE_IMDS_ENDPOINT",
     NULL,
 };
 
@@ -102,6 +136,25 @@ static void usage(FILE *f)
 	    "                           (SGPROBE_RETENTION_S)\n"
 	    "  --max-agents N           default 20000 (SGPROBE_MAX_AGENTS)\n"
 	    "  --max-observations N     default 2000000 (SGPROBE_MAX_OBSERVATIONS)\n"
+	    "\n"
+	    "Metrics (docs/metrics.md):\n"
+	    "  --metrics-sink S         cloudwatch, emf (lines on stdout) or none; default none\n"
+	    "                           (SGPROBE_METRICS_SINK)\n"
+	    "  --namespace NS           default SGProbe (SGPROBE_NAMESPACE)\n"
+	    "  --region R               CloudWatch's region (SGPROBE_REGION, else AWS_REGION,\n"
+	    "                           AWS_DEFAULT_REGION)\n"
+	    "  --cloudwatch-endpoint URL  default https://monitoring.R.amazonaws.com/\n"
+	    "                           (SGPROBE_CLOUDWATCH_ENDPOINT)\n"
+	    "  --flush-interval N       seconds between flushes; default 60 "
+	    "(SGPROBE_FLUSH_INTERVAL)\n"
+	    "  --metrics-buffer N       metric values held while CloudWatch is away; default\n"
+	    "                           100000 (SGPROBE_METRICS_BUFFER)\n"
+	    "  --ca-file FILE           CA bundle for the CloudWatch endpoint (SGPROBE_CA_FILE)\n"
+	    "  --credentials-refresh-margin-s N  refresh AWS credentials N s before they\n"
+	    "                           expire; default 300 "
+	    "(SGPROBE_CREDENTIALS_REFRESH_MARGIN_S)\n"
+	    "  --ecs-credentials-host H[:P]  default 169.254.170.2 (SGPROBE_ECS_CREDENTIALS_HOST)\n"
+	    "  --imds-endpoint URL      default http://169.254.169.254 (SGPROBE_IMDS_ENDPOINT)\n"
 	    "\n"
 	    "SIGHUP reloads the matrix and the keys (the old ones stay if the new ones are\n"
 	    "invalid); SIGTERM and SIGINT stop accepting, finish, and exit 0.\n",
@@ -173,6 +226,48 @@ static int apply(args_t *a, int opt, const char *val)
 	case OPT_ROLE:
 		a->role = val;
 		return 0;
+	case OPT_METRICS_SINK:
+		if (publisher_sink_parse(val, &a->cfg.publish.sink)) {
+			fprintf(stderr,
+			        "sgprobe-collector: --metrics-sink: '%s' is not cloudwatch, emf or "
+			        "none\n",
+			        val);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_NAMESPACE:
+		a->cfg.publish.ns = val;
+		return 0;
+	case OPT_REGION:
+		a->cfg.publish.region = val;
+		return 0;
+	case OPT_CLOUDWATCH_ENDPOINT:
+		a->cfg.publish.endpoint = val;
+		return 0;
+	case OPT_FLUSH_INTERVAL:
+		if (parse_count(flag, val, 86400, &v))
+			return -EINVAL;
+		a->cfg.publish.flush_interval_s = (unsigned)v;
+		return 0;
+	case OPT_METRICS_BUFFER:
+		if (parse_count(flag, val, 100000000, &v))
+			return -EINVAL;
+		a->cfg.publish.max_buffered = (size_t)v;
+		return 0;
+	case OPT_CA_FILE:
+		a->cfg.publish.ca_file = val;
+		return 0;
+	case OPT_CREDENTIALS_MARGIN:
+		if (parse_count(flag, val, 43200, &v))
+			return -EINVAL;
+		a->cfg.publish.creds.refresh_margin_s = (unsigned)v;
+		return 0;
+	case OPT_ECS_CREDENTIALS_HOST:
+		a->cfg.publish.creds.ecs_host = val;
+		return 0;
+	case OPT_IMDS_ENDPOINT:
+		a->cfg.publish.creds.imds_endpoint = val;
+		return 0;
 	case OPT_HELP:
 		a->help = true;
 		return 0;
@@ -192,6 +287,10 @@ static int parse_args(args_t *a, int argc, char **argv)
 	a->cfg.limits.max_observations = 2000000;
 	a->cfg.limits.retention_ms = 3600u * 1000u;
 	a->cfg.retry_after_s = 30;
+	/* The AWS SDKs' region variables, below SGPROBE_REGION and --region. */
+	a->cfg.publish.region = getenv("AWS_REGION");
+	if (!a->cfg.publish.region || !*a->cfg.publish.region)
+		a->cfg.publish.region = getenv("AWS_DEFAULT_REGION");
 	for (i = 0; env_names[i]; i++) {
 		const char *val = getenv(env_names[i]);
 
@@ -369,9 +468,33 @@ static void on_sighup(uv_signal_t *s, int signum)
 		        c->matrix->name, c->keys->n_keys);
 }
 
+/* The loop ends once requests in flight had their moment and the metrics are out. */
 static void on_grace_over(uv_timer_t *t)
 {
-	uv_stop(t->loop);
+	collector_t *c = container_of(t, collector_t, expire_timer);
+
+	c->grace_over = true;
+	if (!c->publisher)
+		uv_stop(t->loop);
+}
+
+static void on_published(void *arg)
+{
+	collector_t *c = arg;
+
+	c->publisher = NULL;
+	if (c->grace_over)
+		uv_stop(c->loop);
+}
+
+static state_clusters_t *publish_source(void *arg, uint64_t *wall_ms)
+{
+	collector_t *c = arg;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	*wall_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return state_clusters(c->state, uv_now(c->loop));
 }
 
 static void on_stop_signal(uv_signal_t *s, int signum)
@@ -385,8 +508,11 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 	collector_http_close(c);
 	uv_timer_stop(&c->expire_timer);
 	/* Requests in flight get a moment to finish; keep-alive connections are
-	 * told to close. Then the loop ends whatever is left. */
+	 * told to close. The last flush gets a few seconds to reach CloudWatch.
+	 * Then the loop ends whatever is left. */
 	uv_timer_start(&c->expire_timer, on_grace_over, 1000, 0);
+	if (c->publisher)
+		publisher_stop(c->publisher, PUBLISH_STOP_DEADLINE_MS, on_published, c);
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -418,6 +544,14 @@ static int cmd_serve(int argc, char **argv)
 		 * already taken is the machine's. As at the end of a run, the process
 		 * ends here, with the loop and any listener still reachable. */
 		exit(result == -EINVAL ? EXIT_USAGE : 1);
+	}
+	log_init(&c.lg, stderr, LOG_LEVEL_INFO, "sgprobe-collector");
+	c.publisher =
+	    publisher_new(&loop, &a.cfg.publish, &c.lg, publish_source, &c, err, sizeof(err));
+	if (!c.publisher || publisher_start(c.publisher, err, sizeof(err))) {
+		fprintf(stderr, "sgprobe-collector: %s\n", err);
+		collector_dispose(&c);
+		exit(EXIT_USAGE);
 	}
 	uv_timer_init(&loop, &c.expire_timer);
 	uv_timer_start(&c.expire_timer, on_expire, 10000, 10000);
