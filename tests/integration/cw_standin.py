@@ -29,7 +29,7 @@ POST /  CloudWatch: SigV4 (service monitoring, --region) checked by botocore;
           413 RequestEntityTooLarge (body or decompressed body > 1 MiB)
           411 MissingContentLength; 5xx from the status fault
 GET <--ecs-path>
-        ECS credentials: a new set on each call, ASIA-STANDIN-n, valid for
+        ECS credentials: a new set on each call, ASIASTANDIN000000001 and on (AWS's form), valid for
         POST / until Expiration = now + --ecs-ttl-s (rounded up to a second).
         With --ecs-auth, the Authorization header must equal VALUE (else 401/403).
         With --issued-file, issued sets are appended to FILE, and POST / also
@@ -203,7 +203,7 @@ class State:
     def issue(self):
         with self.lock:
             self.ecs_n += 1
-            akid = f"ASIA-STANDIN-{self.ecs_n}"
+            akid = f"ASIASTANDIN{self.ecs_n:09d}"
             expires = math.ceil(time.time() + self.ecs_ttl_s)
             key = Key(secrets.token_urlsafe(30), secrets.token_urlsafe(96), expires)
             self.keys[akid] = key
