@@ -3,7 +3,8 @@
 # in it. The collector runs in the lab's collector namespace; in every agent
 # role's namespace a daemon sgprobe-agent probes its plan every interval and
 # pushes signed reports to the collector. The collector's matrix is printed
-# whenever it changes, and its dashboard is served on this host at
+# whenever it changes, with the metrics it publishes (EMF lines: what CloudWatch
+# would get), and its dashboard is served on this host at
 # http://127.0.0.1:8080 (a socat forwarder on loopback into the collector's
 # namespace: no interface is added to the host) until Ctrl-C, which tears
 # everything down.
@@ -61,8 +62,11 @@ agents=$(jq -r '.roles | to_entries[] | select(.value.agent) | .key' "$matrix")
 cns=$("$lab" ns sgprobe-collector)
 caddr=$("$lab" addr sgprobe-collector)
 "$lab" stop sgprobe-collector
+# Its metrics go out as EMF lines on stdout (what CloudWatch would get), its log on stderr.
 setsid -f ip netns exec "$cns" "$collector" --matrix "$matrix" --keys "$work/keys.json" \
-	--listen "$caddr:9443" --admin-listen 127.0.0.1:9090 </dev/null >"$work/collector.log" 2>&1
+	--listen "$caddr:9443" --admin-listen 127.0.0.1:9090 \
+	--metrics-sink emf --flush-interval "$interval" \
+	</dev/null >"$work/emf.jsonl" 2>"$work/collector.log"
 for i in $(seq 50); do
 	ip netns exec "$cns" "$collector" health --admin-listen 127.0.0.1:9090 2>/dev/null && break
 	sleep 0.1
@@ -95,6 +99,22 @@ for role in $agents; do
 done
 echo "== a daemon agent in every agent role's namespace, every ${interval} s: $(echo $agents)"
 
+# The latest flush's EMF lines, one per set of dimension values, in short:
+# [dimension=value ...] metric=value ... (docs/metrics.md has the full lines).
+show_emf() {
+	[ -s "$work/emf.jsonl" ] || return 0
+	echo "== published as CloudWatch metrics (EMF on the collector's stdout, namespace SGProbe):"
+	# Unverified cells (no proof the address is alive) are counted, not listed.
+	jq -s -r '(map(._aws.Timestamp) | max) as $t | map(select(._aws.Timestamp == $t)) |
+		(map(select(.Port and .UnverifiedPaths)) | length) as $u |
+		(.[] | select((.Port and .UnverifiedPaths) | not) |
+		._aws.CloudWatchMetrics[0] as $d |
+		"  [" + ([$d.Dimensions[0][] as $k | "\($k)=\(.[$k])"] | join(" ")) + "] " +
+		([$d.Metrics[].Name as $m | "\($m)=\(.[$m])"] | join(" "))),
+		(if $u > 0 then "  ... and \($u) lines [Cluster SourceRole DestinationRole Port] UnverifiedPaths=1" else empty end)' \
+		"$work/emf.jsonl" 2>/dev/null
+}
+
 # Prints the matrix whenever a cell's verdict or the set of agents changes.
 n=0
 last=""
@@ -112,6 +132,7 @@ while :; do
 			printf '  %s: %s\n' "$role" "$(grep '"msg":"round"' "$work/$role.log" | tail -n 1 |
 				jq -r '"round \(.round): \(.results) results in \(.round_ms) ms"' 2>/dev/null)"
 		done
+		show_emf
 		last=$now
 	fi
 	if [ -n "$rounds" ] && [ $n -ge "$rounds" ]; then
