@@ -27,9 +27,9 @@ TIMEOUT=${TIMEOUT:-30}
 out=build-fuzz
 targets="matrix report"
 
-# lib/*.c links cJSON, OpenSSL (auth), libcurl and libuv (curluv).
-if ! dep_cflags=$($PKG_CONFIG --cflags libcjson openssl libcurl libuv) || ! dep_libs=$($PKG_CONFIG --libs libcjson openssl libcurl libuv); then
-	echo "fuzz: pkg-config cannot find libcjson, openssl, libcurl or libuv (make deps)" >&2
+# lib/*.c links cJSON, OpenSSL (auth, SigV4), libcurl and libuv (curluv), zlib (cloudwatch).
+if ! dep_cflags=$($PKG_CONFIG --cflags libcjson openssl libcurl libuv zlib) || ! dep_libs=$($PKG_CONFIG --libs libcjson openssl libcurl libuv zlib); then
+	echo "fuzz: pkg-config cannot find libcjson, openssl, libcurl, libuv or zlib (make deps)" >&2
 	exit 2
 fi
 
