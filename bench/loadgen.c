@@ -1,5 +1,6 @@
 /*
- * loadgen: the load generator of the ingest benchmark (bench/ingest.sh).
+ * loadgen: the load generator of the ingest and publishing benchmarks (bench/ingest.sh,
+ * bench/publish.sh).
  *
  *   loadgen sgprobe URL KEYID SECRET [options]
  *   loadgen pushgateway URLBASE [options]
@@ -8,6 +9,7 @@
  *   --seconds S      how long to send (default 10)
  *   --agents N       simulated agents, rotated over (default 500)
  *   --results N      results per report, 1-20 (default 20)
+ *   --violations K   denied cells reported open, 0-5 (default 0)
  *
  * Both modes send the same N results of the same simulated agents: as signed
  * `sgprobe.report/v1` documents POSTed to sgprobe-collector's /v1/reports, or as
@@ -17,6 +19,14 @@
  * between requests is built once: each agent's document is encoded at start and
  * kept as the text before and after its seq, so that a request costs a copy, the
  * seq's digits and, for sgprobe, the signature (SHA-256 of the body and an HMAC).
+ *
+ * --violations K (bench/publish.sh) reports as `open`, instead of timing out, every
+ * target of the first K denied cells of the plan (destination role and port) whose
+ * addresses an allowed path of the plan already shows alive: K cells of the matrix
+ * are then `violation` and no other cell changes. (A denied path towards an address
+ * nothing shows alive is `unverified`; an answer from it would prove the address
+ * alive and turn that address's other cells `ok`. api-a and api-b share a cell.)
+ * The plan has 5 such cells; both modes send the same results.
  *
  * One thread drives libcurl's multi interface from a libuv loop (epoll, through
  * curl_multi_socket_action), so that the generator's cost per request stays well
@@ -55,6 +65,9 @@
 #define MAX_STATUS      600
 #define AUTH_HEADER_MAX 512
 #define SEQ_DIGITS_MAX  24
+
+/* The latency of a denied path reported open (--violations), in µs. */
+#define VIOLATION_LATENCY_US 400
 
 /* The seq written into each agent's template and then cut out of it: REPORT_MAX_SEQ,
  * the largest the encoder takes, whose 16 digits appear nowhere else in a report. */
@@ -136,6 +149,7 @@ typedef struct {
 	unsigned seconds;
 	unsigned agents;
 	unsigned results;
+	unsigned violations;
 } args_t;
 
 /* One simulated agent: its request, pre-built around its seq. */
@@ -172,6 +186,7 @@ typedef struct {
 
 typedef struct loadgen_s {
 	args_t args;
+	plan_result_t plan[PLAN_RESULTS]; /* plan_results with --violations applied */
 	uv_loop_t loop;
 	uv_timer_t timer; /* libcurl's timeout */
 	sock_t **socks;   /* by descriptor; owned */
@@ -201,7 +216,8 @@ static void usage(FILE *f)
 	      "  --connections N  keep-alive connections (default 32)\n"
 	      "  --seconds S      how long to send (default 10)\n"
 	      "  --agents N       simulated agents, rotated over (default 500)\n"
-	      "  --results N      results per report, 1-20 (default 20)\n",
+	      "  --results N      results per report, 1-20 (default 20)\n"
+	      "  --violations K   denied cells reported open, 0-5 (default 0)\n",
 	      f);
 }
 
@@ -228,6 +244,7 @@ static int parse_args(args_t *a, int argc, char **argv)
 	    {"seconds", required_argument, NULL, 's'},
 	    {"agents", required_argument, NULL, 'a'},
 	    {"results", required_argument, NULL, 'r'},
+	    {"violations", required_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -256,6 +273,10 @@ static int parse_args(args_t *a, int argc, char **argv)
 			break;
 		case 'r':
 			result = parse_unsigned("results", optarg, 1, PLAN_RESULTS, &a->results);
+			break;
+		case 'v':
+			result =
+			    parse_unsigned("violations", optarg, 0, PLAN_RESULTS, &a->violations);
 			break;
 		case 'h':
 			usage(stdout);
@@ -324,6 +345,71 @@ static char *find_once(char *text, const char *marker)
 	return at;
 }
 
+/* Whether results `j` and `k` share a cell (destination role and port). */
+static bool same_cell(const plan_result_t *plan, unsigned j, unsigned k)
+{
+	return plan[j].port == plan[k].port && !strcmp(plan[j].dst_role, plan[k].dst_role);
+}
+
+/* Whether an allowed path among the first `n` results answers at `address`. */
+static bool address_shown_alive(const plan_result_t *plan, unsigned n, const char *address)
+{
+	unsigned k;
+
+	for (k = 0; k < n; k++)
+		if (plan[k].expected == VERDICT_EXPECT_ALLOW &&
+		    plan[k].state == VERDICT_STATE_OPEN && !strcmp(plan[k].address, address))
+			return true;
+	return false;
+}
+
+/*
+ * Copies the plan and applies --violations: every target of the first K denied
+ * cells whose addresses the plan shows alive answers `open`. Returns 0, or -EINVAL
+ * (with a message) when the results sent have fewer such cells than K.
+ */
+static int build_plan(loadgen_t *lg)
+{
+	const unsigned n = lg->args.results;
+	unsigned j, k, cells = 0;
+
+	memcpy(lg->plan, plan_results, sizeof(lg->plan));
+	for (j = 0; j < n && cells < lg->args.violations; j++) {
+		bool first = true, eligible = true;
+
+		if (lg->plan[j].expected != VERDICT_EXPECT_DENY)
+			continue;
+		for (k = 0; k < n; k++) {
+			if (lg->plan[k].expected != VERDICT_EXPECT_DENY ||
+			    !same_cell(lg->plan, j, k))
+				continue;
+			if (k < j)
+				first = false;
+			if (!address_shown_alive(plan_results, n, lg->plan[k].address))
+				eligible = false;
+		}
+		if (!first || !eligible)
+			continue;
+		for (k = j; k < n; k++) {
+			if (lg->plan[k].expected != VERDICT_EXPECT_DENY ||
+			    !same_cell(lg->plan, j, k))
+				continue;
+			lg->plan[k].state = VERDICT_STATE_OPEN;
+			lg->plan[k].latency_us = VIOLATION_LATENCY_US;
+		}
+		cells++;
+	}
+	if (cells < lg->args.violations) {
+		fprintf(
+		    stderr,
+		    "loadgen: --violations %u: the %u results sent have %u denied cells towards "
+		    "addresses shown alive\n",
+		    lg->args.violations, n, cells);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Encodes agent `i`'s report with the library's own encoder, seq left as a marker. */
 static int build_report(const loadgen_t *lg, agent_t *ag, unsigned i, const char *now)
 {
@@ -355,7 +441,7 @@ static int build_report(const loadgen_t *lg, agent_t *ag, unsigned i, const char
 	r->round_ms = 1050;
 	r->final = false;
 	for (k = 0; k < lg->args.results; k++) {
-		const plan_result_t *p = &plan_results[k];
+		const plan_result_t *p = &lg->plan[k];
 
 		memset(&res, 0, sizeof(res));
 		res.dst_role = (char *)p->dst_role;
@@ -435,7 +521,7 @@ static int build_text(const loadgen_t *lg, agent_t *ag)
 	buf[0] = '\0';
 	result |= appendf(&buf, &len, &cap, "# TYPE sgprobe_probe_state gauge\n");
 	for (k = 0; k < lg->args.results; k++) {
-		const plan_result_t *p = &plan_results[k];
+		const plan_result_t *p = &lg->plan[k];
 
 		result |=
 		    appendf(&buf, &len, &cap,
@@ -446,7 +532,7 @@ static int build_text(const loadgen_t *lg, agent_t *ag)
 	}
 	result |= appendf(&buf, &len, &cap, "# TYPE sgprobe_probe_latency_seconds gauge\n");
 	for (k = 0; k < lg->args.results; k++) {
-		const plan_result_t *p = &plan_results[k];
+		const plan_result_t *p = &lg->plan[k];
 
 		result |= appendf(&buf, &len, &cap,
 		                  "sgprobe_probe_latency_seconds{dst_role=\"%s\",target=\"%s\","
@@ -953,7 +1039,7 @@ int main(int argc, char **argv)
 	int result, status = 1;
 
 	memset(&lg, 0, sizeof(lg));
-	if (parse_args(&lg.args, argc, argv))
+	if (parse_args(&lg.args, argc, argv) || build_plan(&lg))
 		return EXIT_USAGE;
 	code = curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (code) {

@@ -3,7 +3,7 @@
 set -u
 dir=$(dirname "$0")
 status=0
-for b in "$dir"/sweep.sh "$dir"/ingest.sh "$dir"/footprint.sh; do
+for b in "$dir"/sweep.sh "$dir"/ingest.sh "$dir"/publish.sh "$dir"/footprint.sh; do
 	echo "== $(basename "$b" .sh)"
 	sh "$b" "$@" || status=1
 done
