@@ -25,7 +25,7 @@ CLANG=${CLANG:-clang}
 PKG_CONFIG=${PKG_CONFIG:-pkg-config}
 TIMEOUT=${TIMEOUT:-30}
 out=build-fuzz
-targets="matrix report"
+targets="matrix report sigv4"
 
 # lib/*.c links cJSON, OpenSSL (auth, SigV4), libcurl and libuv (curluv), zlib (cloudwatch).
 if ! dep_cflags=$($PKG_CONFIG --cflags libcjson openssl libcurl libuv zlib) || ! dep_libs=$($PKG_CONFIG --libs libcjson openssl libcurl libuv zlib); then
