@@ -763,8 +763,6 @@ publisher_t *publisher_new(uv_loop_t *loop, const publish_config_t *cfg, const l
 	p->easy = curl_easy_init();
 	if (!p->easy || curluv_easy_defaults(p->easy, p->ca_file))
 		goto oom_timers;
-	/* CloudWatch answers in one small XML document; never sit on a dead connection. */
-	curl_easy_setopt(p->easy, CURLOPT_NOPROXY, NULL);
 	p->creds = aws_creds_new(loop, &p->cu, &p->cfg.creds, lg, on_credentials, p);
 	if (!p->creds)
 		goto oom_timers;
