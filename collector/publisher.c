@@ -615,19 +615,6 @@ static void on_credentials(aws_creds_t *c, void *arg)
 
 /* --- EMF ----------------------------------------------------------------------------- */
 
-static bool same_dimensions(const cw_datum_t *a, const cw_datum_t *b)
-{
-	size_t i;
-
-	if (a->n_dims != b->n_dims)
-		return false;
-	for (i = 0; i < a->n_dims; i++)
-		if (strcmp(a->dims[i].name, b->dims[i].name) ||
-		    strcmp(a->dims[i].value, b->dims[i].value))
-			return false;
-	return true;
-}
-
 /* One line per run of datums sharing their dimension values (the flush's order). */
 static void write_emf(publisher_t *p, const cw_datum_t *d, size_t n)
 {
@@ -637,7 +624,7 @@ static void write_emf(publisher_t *p, const cw_datum_t *d, size_t n)
 
 	while (i < n) {
 		for (j = i + 1;
-		     j < n && j - i < CW_EMF_MAX_METRICS && same_dimensions(&d[i], &d[j]); j++)
+		     j < n && j - i < CW_EMF_MAX_METRICS && cw_same_dimensions(&d[i], &d[j]); j++)
 			;
 		if (cw_emf_encode(p->ns, &d[i], j - i, &line)) {
 			log_error(p->lg, "cannot encode an EMF line", LOG_STR("metric", d[i].name));

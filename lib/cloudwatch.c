@@ -226,7 +226,7 @@ int cw_gzip(const void *in, size_t len, unsigned char **out, size_t *outlen)
 
 /* --- EMF --------------------------------------------------------------------------- */
 
-static bool same_dims(const cw_datum_t *a, const cw_datum_t *b)
+bool cw_same_dimensions(const cw_datum_t *a, const cw_datum_t *b)
 {
 	size_t i;
 
@@ -267,7 +267,7 @@ int cw_emf_encode(const char *ns, const cw_datum_t *d, size_t n, char **out)
 	if (n > CW_EMF_MAX_METRICS || d[0].n_dims > CW_MAX_DIMENSIONS)
 		return -E2BIG;
 	for (i = 1; i < n; i++)
-		if (!same_dims(&d[0], &d[i]))
+		if (!cw_same_dimensions(&d[0], &d[i]))
 			return -EINVAL;
 	if (!emf_names_ok(d, n))
 		return -EINVAL;

@@ -54,6 +54,9 @@ int cw_datum_init(cw_datum_t *d, const char *name, const char *unit, double valu
 /** Releases what `d` owns and zeroes it. */
 void cw_datum_dispose(cw_datum_t *d);
 
+/** True when `a` and `b` have the same dimensions: names and values, in the same order. */
+bool cw_same_dimensions(const cw_datum_t *a, const cw_datum_t *b);
+
 /**
  * Encodes the PutMetricData Query body for the first datums of `d` (n of
  * them): as many as fit in one call, in order, at most CW_MAX_DATUMS_PER_CALL
