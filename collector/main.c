@@ -7,6 +7,8 @@
  *   sgprobe-collector check-matrix FILE
  *   sgprobe-collector plan --matrix FILE --role ROLE
  *   sgprobe-collector health [--admin-listen ADDR:PORT]
+ *   sgprobe-collector import-sg --groups FILE --roles MAP [--name NAME] [--output FILE]
+ *   sgprobe-collector diff-matrix A B
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +21,7 @@
 #include <curl/curl.h>
 
 #include "collector.h"
+#include "importsg.h"
 #include "signreq.h"
 #include "sgprobe/plan.h"
 
@@ -122,6 +125,9 @@ static void usage(FILE *f)
 	    "       sgprobe-collector plan --matrix FILE --role ROLE\n"
 	    "       sgprobe-collector health [--admin-listen ADDR:PORT]\n"
 	    "       sgprobe-collector sign-request --region R --service S [--date D] < REQUEST\n"
+	    "       sgprobe-collector import-sg --groups FILE --roles MAP [--name NAME]\n"
+	    "                         [--output FILE]\n"
+	    "       sgprobe-collector diff-matrix A B\n"
 	    "\n"
 	    "  --matrix FILE            the intended matrix (SGPROBE_MATRIX)\n"
 	    "  --keys FILE              the agents' keys (SGPROBE_KEYS)\n"
@@ -584,6 +590,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc > 1 && !strcmp(argv[1], "sign-request"))
 		return signreq_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "import-sg"))
+		return importsg_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "diff-matrix"))
+		return importsg_diff_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "check-matrix"))
 		return cmd_check_matrix(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "plan"))
