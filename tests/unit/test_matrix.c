@@ -106,7 +106,7 @@ static void test_matrix_loads_afirgen_example(void **state)
 	assert_int_equal(m->n_roles, 12);
 	for (i = 0; i < 12; i++)
 		assert_string_equal(m->roles[i].name, order[i]);
-	assert_int_equal(m->n_rules, 27);
+	assert_int_equal(m->n_rules, 28);
 
 	assert_true(role(m, "alb")->silent);
 	assert_false(role(m, "alb")->agent);
@@ -143,8 +143,10 @@ static void test_matrix_loads_afirgen_strict_example(void **state)
 	(void)state;
 	assert_string_equal(m->name, "afirgen-strict");
 	assert_int_equal(m->n_roles, 12);
-	assert_int_equal(m->n_rules, 19);
+	assert_int_equal(m->n_rules, 20);
 	assert_false(matrix_allows(m, idx(m, "main-backend"), idx(m, "alb"), 443));
+	/* The collector's CloudWatch path, through the monitoring interface endpoint. */
+	assert_true(matrix_allows(m, idx(m, "sgprobe-collector"), idx(m, "vpc-endpoints"), 443));
 	assert_false(matrix_allows(m, idx(m, "backup"), idx(m, "internet"), 443));
 	assert_true(matrix_allows(m, idx(m, "main-backend"), idx(m, "vpc-endpoints"), 443));
 	assert_true(matrix_allows(m, idx(m, "internet"), idx(m, "alb"), 443));
