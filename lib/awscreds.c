@@ -30,6 +30,7 @@
 #include <openssl/crypto.h>
 
 #include "sgprobe/awscreds.h"
+#include "sgprobe/timefmt.h"
 #include "sgprobe/json.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -239,87 +240,13 @@ static char *concat(const char *a, const char *b, const char *c)
 
 /* ---- time ---- */
 
-/* Days from 1970-01-01 to y-m-d, proleptic Gregorian (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era;
-	unsigned yoe;
-	unsigned doy;
-	unsigned doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-/* Reads exactly n decimal digits at s. */
-static bool digits(const char *s, int n, int *out)
-{
-	int v = 0;
-	int i;
-
-	for (i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return true;
-}
-
-static int days_in_month(int y, int m)
-{
-	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-
-	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-		return 29;
-	return days[m - 1];
-}
-
 int aws_creds_parse_time(const char *s, uint64_t *ms)
 {
-	int y, mo, d, h, mi, sec, oh = 0, om = 0, frac = 0, n = 0, sign = 0;
-	const char *p = s;
-	int64_t t;
+	int64_t v;
 
-	/* && stops at the first mismatch, so nothing is read past the NUL. */
-	if (!s || !digits(p, 4, &y) || p[4] != '-' || !digits(p + 5, 2, &mo) || p[7] != '-' ||
-	    !digits(p + 8, 2, &d) || (p[10] != 'T' && p[10] != 't') || !digits(p + 11, 2, &h) ||
-	    p[13] != ':' || !digits(p + 14, 2, &mi) || p[16] != ':' || !digits(p + 17, 2, &sec))
+	if (timefmt_parse(s, TIMEFMT_LENIENT, &v) || v < 0)
 		return -EINVAL;
-	p += 19;
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++, n++) {
-			if (n < 3)
-				frac = frac * 10 + (*p - '0');
-		}
-		if (n == 0)
-			return -EINVAL;
-		for (; n < 3; n++)
-			frac *= 10;
-	}
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		sign = *p == '+' ? 1 : -1;
-		if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 ||
-		    om > 59)
-			return -EINVAL;
-		p += 6;
-	} else {
-		return -EINVAL;
-	}
-	if (*p || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
-	    mi > 59 || sec > 60)
-		return -EINVAL;
-	t = ((days_from_civil(y, (unsigned)mo, (unsigned)d) * 24 + h) * 60 + mi) * 60 + sec;
-	t -= (int64_t)sign * (oh * 3600 + om * 60);
-	if (t < 0)
-		return -EINVAL;
-	*ms = (uint64_t)t * 1000u + (uint64_t)frac;
+	*ms = (uint64_t)v;
 	return 0;
 }
 

@@ -8,6 +8,7 @@
  */
 #include "sgprobe/json.h"
 #include "sgprobe/report.h"
+#include "sgprobe/timefmt.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -671,51 +672,7 @@ char *report_format_time(uint64_t epoch_ms, char *buf, size_t buflen)
 	return buf;
 }
 
-/* Reads `n` decimal digits at `s` into *out; false when one is not a digit. */
-static bool digits(const char *s, int n, int *out)
-{
-	int v = 0;
-	int i;
-
-	for (i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return true;
-}
-
-static int days_in_month(int year, int month)
-{
-	static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-
-	return month == 2 && leap ? 29 : days[month - 1];
-}
-
 bool report_time_valid(const char *s)
 {
-	int year, month, day, hour, min, sec;
-	size_t i;
-
-	if (!s || strnlen(s, 32) < 20)
-		return false;
-	if (!digits(s, 4, &year) || s[4] != '-' || !digits(s + 5, 2, &month) || s[7] != '-' ||
-	    !digits(s + 8, 2, &day) || s[10] != 'T' || !digits(s + 11, 2, &hour) || s[13] != ':' ||
-	    !digits(s + 14, 2, &min) || s[16] != ':' || !digits(s + 17, 2, &sec))
-		return false;
-	if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
-	    min > 59 || sec > 60)
-		return false;
-	i = 19;
-	if (s[i] == '.') {
-		size_t start = ++i;
-
-		while (s[i] >= '0' && s[i] <= '9')
-			i++;
-		if (i == start || i - start > 9)
-			return false;
-	}
-	return s[i] == 'Z' && s[i + 1] == '\0';
+	return timefmt_parse(s, 0, NULL) == 0;
 }
