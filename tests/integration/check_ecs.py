@@ -34,9 +34,10 @@ What is checked:
   port of the matrix's collector role; the service runs in the sgprobe-collector
   group;
 - end to end, when the binaries are built: the config container's command
-  writes the matrix and keys and accepts the shipped matrix; the collector and
-  the sidecar start with exactly their definitions' environment (only addresses
-  and paths moved onto loopback and a temporary directory), the sidecar takes
+  (run as its user, root) writes the matrix and keys for uid 10001, the
+  collector's check-matrix accepts the shipped matrix; the collector and the
+  sidecar start as their users with exactly their definitions' environment (only
+  addresses and paths moved onto loopback and a temporary directory), the sidecar takes
   its identity from a task metadata endpoint, both health checks pass, the
   collector's last flush on SIGTERM reaches a CloudWatch stand-in (SigV4
   checked by botocore) with the dimensions the alarms use, and both stop
@@ -88,6 +89,10 @@ SERVICE_KEYS = {
 }
 HEALTH_KEYS = {"command", "interval", "timeout", "retries", "startPeriod"}
 DEPENDS_CONDITIONS = {"START", "COMPLETE", "SUCCESS", "HEALTHY"}
+# Docker's default capability set (what a container has unless it drops them).
+DEFAULT_CAPS = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID",
+                "SYS_CHROOT"}
 # Fargate's task sizes: cpu units -> the memory values (MiB) allowed with it.
 FARGATE_SIZES = {
     256: [512, 1024, 2048],
@@ -219,8 +224,20 @@ def check_container_shape(where, c):
     check(f"{where}: not privileged", c.get("privileged") is not True)
     caps = c.get("linuxParameters", {}).get("capabilities", {})
     check(f"{where}: no capability added", not caps.get("add"), repr(caps.get("add")))
-    check(f"{where}: runs as the image's unprivileged user 10001:10001",
-          c.get("user") == "10001:10001", repr(c.get("user")))
+    if c.get("user") in ("0", "0:0", "root"):
+        # Only a short-lived helper may be root, and only with the two
+        # capabilities a root writer of files for uid 10001 needs.
+        dropped = set(caps.get("drop", []))
+        check(f"{where}: root only to hand files to uid 10001: not essential, every default "
+              f"capability but CHOWN and DAC_OVERRIDE dropped",
+              c.get("essential") is False and "ALL" not in dropped
+              and DEFAULT_CAPS - {"CHOWN", "DAC_OVERRIDE"} <= dropped,
+              f"drop={sorted(dropped)} essential={c.get('essential')!r}")
+    else:
+        check(f"{where}: runs as the image's unprivileged user 10001:10001",
+              c.get("user") == "10001:10001", repr(c.get("user")))
+        check(f"{where}: drops every capability", caps.get("drop") == ["ALL"],
+              repr(caps.get("drop")))
     check(f"{where}: read-only root filesystem", c.get("readonlyRootFilesystem") is True)
     rp = c.get("restartPolicy")
     if rp is not None:
@@ -276,6 +293,8 @@ def check_sidecar(sc, volumes, agent_env, agent_opts, matrix, sg_port, collector
     if not isinstance(sc, dict):
         return
     check_container_shape(w, sc)
+    check(f"{w}: runs as 10001:10001, the agent image's user", sc.get("user") == "10001:10001",
+          repr(sc.get("user")))
     check(f"{w}: essential is false (a sidecar never stops the task)",
           sc.get("essential") is False, repr(sc.get("essential")))
     check(f"{w}: memory or memoryReservation (EC2 tasks need one)",
@@ -398,6 +417,8 @@ def check_task(td, coll_env, coll_opts):
     coll = next((c for c in cds if c.get("name") == "sgprobe-collector"), None)
     if not coll:
         return None, None
+    check(f"{w}/sgprobe-collector: runs as 10001:10001, the image's user",
+          coll.get("user") == "10001:10001", repr(coll.get("user")))
     env = env_map(coll)
     for n in list(env) + [s.get("name") for s in coll.get("secrets", [])]:
         check(f"{w}/sgprobe-collector: {n} is a variable sgprobe-collector reads", n in coll_env,
@@ -542,12 +563,28 @@ def stop(proc, timeout):
         return None
 
 
+def ids(c):
+    """The uid and gid a container definition's user runs as (names: root only)."""
+    user = c.get("user", "0")
+    uid, _, gid = user.partition(":")
+    uid = 0 if uid == "root" else int(uid)
+    return uid, int(gid) if gid else uid
+
+
+def as_user(c):
+    uid, gid = ids(c)
+    return {"user": uid, "group": gid, "extra_groups": []}
+
+
 def end_to_end(root, build, sc, td, shared):
     agent, collector = os.path.join(build, "sgprobe-agent"), os.path.join(build, "sgprobe-collector")
     py = "/usr/bin/python3"
     need = [agent, collector]
     if not all(os.access(p, os.X_OK) for p in need):
         skip("end to end", f"no built binaries in {build}")
+        return
+    if os.geteuid() != 0:
+        skip("end to end", "needs root: the containers run as their definitions' users (0 and 10001)")
         return
     if subprocess.run([py, "-c", "import botocore"], capture_output=True).returncode:
         skip("end to end", "/usr/bin/python3 has no botocore (python3-botocore)")
@@ -559,22 +596,29 @@ def end_to_end(root, build, sc, td, shared):
     cds = {c["name"]: c for c in td["containerDefinitions"]}
     coll, init = cds["sgprobe-collector"], cds.get("sgprobe-config")
     work = tempfile.mkdtemp(prefix="sgprobe-ecs.")
-    run_dir = os.path.join(work, "run")
-    os.mkdir(run_dir)
+    os.chmod(work, 0o755)
+    # Each task's /run/sgprobe volume as ECS makes it from the images' VOLUME:
+    # owned by 10001, mode 0700.
+    run_dirs = {}
+    for task in ("collector", "agent"):
+        d = os.path.join(work, task + "-run")
+        os.mkdir(d, 0o700)
+        os.chown(d, 10001, 10001)
+        run_dirs[task] = d
     procs = []
     P, A, S = free_port(), free_port(), free_port()
     moved = {}  # what the test moves, and nothing else
 
-    def local(value):
+    def local(value, task):
         """A definition's value with its paths and addresses moved onto the test's."""
-        v = value.replace("/run/sgprobe", run_dir)
+        v = value.replace("/run/sgprobe", run_dirs[task])
         v = v.replace("0.0.0.0:9443", f"127.0.0.1:{P}").replace("127.0.0.1:9090", f"127.0.0.1:{A}")
         v = re.sub(r"^(https?)://[^/:]+:9443", rf"\1://127.0.0.1:{P}", v)
         if v != value:
             moved[value] = v
         return v
 
-    base = {"PATH": f"{build}:/usr/bin:/bin", "HOME": work, "LANG": "C.UTF-8"}
+    base = {"PATH": f"{build}:/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
     try:
         # The metadata endpoint and the CloudWatch stand-in (also ECS credentials).
         Metadata.body = open(meta_doc, "rb").read()
@@ -592,56 +636,70 @@ def end_to_end(root, build, sc, td, shared):
         if not check("e2e: the CloudWatch stand-in starts", wait_for(lambda: os.path.exists(ready), 10)):
             return
 
-        # The config container, with the definition's own matrix and a test keys document.
+        # The config container, as its user, with the definition's own matrix and a
+        # test keys document; then the collector, as its user, reads what it wrote.
         role, key_id = env_map(sc)["SGPROBE_ROLE"], env_map(sc)["SGPROBE_KEY_ID"]
         secret = "e2e-test-secret-not-a-real-key"
         keys_doc = json.dumps({"keys": [{"id": key_id, "secret": secret, "roles": [role]}]})
+        matrix_file = local(env_map(coll)["SGPROBE_MATRIX"], "collector")
         if init:
-            argv = [local(x) for x in init.get("entryPoint", []) + init.get("command", [])]
-            env = dict(base, **{k: local(v) for k, v in env_map(init).items()}, KEYS_JSON=keys_doc)
-            r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
-            check("e2e: the config container writes the files and accepts the shipped matrix",
+            argv = [local(x, "collector") for x in init.get("entryPoint", []) + init.get("command", [])]
+            env = dict(base, **{k: local(v, "collector") for k, v in env_map(init).items()}, KEYS_JSON=keys_doc)
+            r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, **as_user(init))
+            check(f"e2e: the config container (as uid {ids(init)[0]}) writes the matrix and the keys",
                   r.returncode == 0, f"exit {r.returncode}: {r.stderr.strip()[:300]}")
             for n in ("SGPROBE_MATRIX", "SGPROBE_KEYS"):
-                p = local(env_map(coll)[n])
-                check(f"e2e: {os.path.basename(p)} is written, readable by its owner only",
-                      os.path.exists(p) and (os.stat(p).st_mode & 0o077) == 0,
-                      oct(os.stat(p).st_mode) if os.path.exists(p) else "missing")
+                p = local(env_map(coll)[n], "collector")
+                st = os.stat(p) if os.path.exists(p) else None
+                check(f"e2e: {os.path.basename(p)} belongs to the collector's user, which alone may read it",
+                      st and (st.st_uid, st.st_gid) == ids(coll) and (st.st_mode & 0o277) == 0,
+                      f"uid {st.st_uid} mode {oct(st.st_mode)}" if st else "missing")
+            r = subprocess.run([collector, "check-matrix", matrix_file], env=base, capture_output=True,
+                               text=True, timeout=30, **as_user(coll))
+            check("e2e: sgprobe-collector check-matrix accepts the definition's MATRIX_JSON, as the collector's user",
+                  r.returncode == 0, f"exit {r.returncode}: {(r.stderr or r.stdout).strip()[:300]}")
             # The rest runs on a loopback matrix with the sidecar's role: the shipped
             # one's names would be looked up in the host's DNS.
             loop = {"version": 1, "name": "e2e", "probe": {"ports": [9], "interval_s": 1, "timeout_ms": 200},
                     "roles": {role: {"endpoints": ["127.0.0.2"], "ports": [9], "agent": True},
                               "sgprobe-collector": {"endpoints": ["127.0.0.3"], "ports": [9443], "agent": False}},
                     "allow": [{"from": role, "to": "sgprobe-collector", "ports": [9443]}]}
+            for f in (matrix_file, local(env_map(coll)["SGPROBE_KEYS"], "collector")):
+                if os.path.exists(f):
+                    os.unlink(f)
             env["MATRIX_JSON"] = json.dumps(loop)
-            r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
-            check("e2e: the config container accepts a second matrix", r.returncode == 0, r.stderr[:300])
+            r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, **as_user(init))
+            check("e2e: the config container writes a second matrix", r.returncode == 0, r.stderr[:300])
 
-        # The collector: its definition's environment, the task role's credentials
-        # from the (stand-in) ECS endpoint, CloudWatch at the stand-in.
-        cenv = dict(base, **{k: local(v) for k, v in env_map(coll).items()})
+        # The collector: its definition's environment and user, the task role's
+        # credentials from the (stand-in) ECS endpoint, CloudWatch at the stand-in.
+        cenv = dict(base, **{k: local(v, "collector") for k, v in env_map(coll).items()})
         cenv["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"http://127.0.0.1:{S}/v2/credentials/collector-task"
         cenv["SGPROBE_CLOUDWATCH_ENDPOINT"] = f"http://127.0.0.1:{S}/"
         clog = open(os.path.join(work, "collector.log"), "w")
-        cproc = subprocess.Popen([collector], env=cenv, stdout=clog, stderr=subprocess.STDOUT)
+        cproc = subprocess.Popen([collector], env=cenv, stdout=clog, stderr=subprocess.STDOUT, **as_user(coll))
         procs.append(cproc)
-        chealth = [local(x) for x in health_argv(coll)]
-        ok = wait_for(lambda: subprocess.run(chealth, env=cenv, capture_output=True).returncode == 0, 15)
-        check("e2e: the collector's health check passes", ok, open(clog.name).read()[-500:])
+        chealth = [local(x, "collector") for x in health_argv(coll)]
+        ok = wait_for(lambda: subprocess.run(chealth, env=cenv, capture_output=True,
+                                             **as_user(coll)).returncode == 0, 15)
+        check(f"e2e: the collector (uid {ids(coll)[0]}) passes its health check", ok,
+              open(clog.name).read()[-500:])
 
-        # The sidecar: its definition's environment and secret, the task metadata.
-        aenv = dict(base, **{k: local(v) for k, v in env_map(sc).items()})
+        # The sidecar: its definition's environment, user and secret, the task metadata.
+        aenv = dict(base, **{k: local(v, "agent") for k, v in env_map(sc).items()})
         aenv["SGPROBE_KEY"] = secret
         aenv["ECS_CONTAINER_METADATA_URI_V4"] = meta_uri
         alog = open(os.path.join(work, "agent.log"), "w")
-        aproc = subprocess.Popen([agent], env=aenv, stdout=alog, stderr=subprocess.STDOUT)
+        aproc = subprocess.Popen([agent], env=aenv, stdout=alog, stderr=subprocess.STDOUT, **as_user(sc))
         procs.append(aproc)
-        ahealth = [local(x) for x in health_argv(sc)]
-        ok = wait_for(lambda: subprocess.run(ahealth, env=aenv, capture_output=True).returncode == 0, 20)
-        check("e2e: the sidecar's health check passes after its first round", ok,
+        ahealth = [local(x, "agent") for x in health_argv(sc)]
+        ok = wait_for(lambda: subprocess.run(ahealth, env=aenv, capture_output=True,
+                                             **as_user(sc)).returncode == 0, 20)
+        check(f"e2e: the sidecar (uid {ids(sc)[0]}) passes its health check after its first round", ok,
               open(alog.name).read()[-500:])
 
         view = {}
+
         def agent_seen():
             nonlocal view
             try:
@@ -666,6 +724,7 @@ def end_to_end(root, build, sc, td, shared):
         ns = env_map(coll)["SGPROBE_NAMESPACE"]
         cluster = meta["Cluster"]
         metrics = [m for c in puts if c.get("namespace") == ns for m in c.get("metrics", [])]
+
         def has(name, dims, value=None):
             return any(m["name"] == name and m["dimensions"] == dims and (value is None or m["value"] == value)
                        for m in metrics)

@@ -105,6 +105,14 @@ rejects "a collector variable that does not exist" collector-task-definition.jso
 rejects "the admin listener exposed by a port mapping" collector-task-definition.json \
 	'd["containerDefinitions"][1]["portMappings"].append({"containerPort": 9090, "hostPort": 9090, "protocol": "tcp"})' \
 	"agents' port 9443 is mapped"
+rejects "a root config container that keeps every capability" collector-task-definition.json \
+	'd["containerDefinitions"][0]["linuxParameters"]["capabilities"]["drop"] = ["NET_RAW"]' "root only to hand files"
+rejects "a sidecar running as root" agent-sidecar.json \
+	'd["user"] = "0"' "runs as 10001:10001"
+rejects "a collector keeping its capabilities" collector-task-definition.json \
+	'del d["containerDefinitions"][1]["linuxParameters"]' "drops every capability"
+rejects "a config container whose variables its command ignores" collector-task-definition.json \
+	'd["containerDefinitions"][0]["environment"].append({"name": "UNUSED", "value": "x"})' "UNUSED is used by its command"
 rejects "a collector service in the agents' group" collector-service.json \
 	'd["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"] = ["sg-05e1a3c5d7f9b2a0b"]' \
 	"sgprobe-collector group only"
