@@ -29,8 +29,16 @@ locals {
   }
 
   # The config container turns what ECS can deliver (variables, secrets) into the
-  # files the collector reads, then checks the matrix: a bad matrix stops the
-  # deployment here, and the circuit breaker rolls it back.
+  # files the collector reads, for the collector's user alone. The sgprobe images
+  # have no shell (FROM scratch), so it runs var.config_image. A bad matrix or
+  # keys document stops the collector at its start (exit 2, naming the field):
+  # the deployment's circuit breaker then rolls back.
+  config_files = compact([
+    "${local.run_dir}/matrix.json",
+    "${local.run_dir}/keys.json",
+    local.tls ? "${local.run_dir}/tls.crt" : "",
+    local.tls ? "${local.run_dir}/tls.key" : "",
+  ])
   config_script = join("; ", compact([
     "set -eu",
     "umask 077",
@@ -38,8 +46,16 @@ locals {
     "printf '%s' \"$KEYS_JSON\" > ${local.run_dir}/keys.json",
     local.tls ? "printf '%s\\n' \"$TLS_CERT_PEM\" > ${local.run_dir}/tls.crt" : "",
     local.tls ? "printf '%s\\n' \"$TLS_KEY_PEM\" > ${local.run_dir}/tls.key" : "",
-    "exec sgprobe-collector check-matrix ${local.run_dir}/matrix.json",
+    "chmod 0400 ${join(" ", local.config_files)}",
+    "chown 10001:10001 ${join(" ", local.config_files)}",
   ]))
+
+  # Root in the config container may only hand files to uid 10001 (CHOWN) in a
+  # folder that is 10001's (DAC_OVERRIDE): every other default capability goes.
+  config_dropped_capabilities = [
+    "AUDIT_WRITE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "NET_RAW",
+    "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+  ]
 
   config_secrets = concat(
     [{ name = "KEYS_JSON", valueFrom = var.keys_secret_arn }],
@@ -76,17 +92,17 @@ locals {
   container_definitions = [
     {
       name                   = "sgprobe-config"
-      image                  = var.collector_image
+      image                  = var.config_image
       essential              = false
       memoryReservation      = 16
-      user                   = "10001:10001"
+      user                   = "0"
       readonlyRootFilesystem = true
       entryPoint             = ["/bin/sh", "-c"]
       command                = [local.config_script]
       environment            = [{ name = "MATRIX_JSON", value = var.matrix_json }]
       secrets                = local.config_secrets
       mountPoints            = [{ sourceVolume = "sgprobe-run", containerPath = local.run_dir, readOnly = false }]
-      linuxParameters        = { capabilities = { drop = ["ALL"] } }
+      linuxParameters        = { capabilities = { drop = local.config_dropped_capabilities } }
       logConfiguration = {
         logDriver = "awslogs"
         options   = merge(local.log_options, { "awslogs-stream-prefix" = "sgprobe-config" })

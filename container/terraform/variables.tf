@@ -55,12 +55,17 @@ variable "endpoint_subnet_ids" {
 # --- the collector's task -----------------------------------------------------------------
 
 variable "collector_image" {
-  description = "The sgprobe-collector image (ECR URI with a tag or digest). Its entry point is sgprobe-collector, it has /bin/sh, runs as 10001:10001 and declares VOLUME /run/sgprobe owned by that user."
+  description = "The sgprobe-collector image (container/collector.Dockerfile; an ECR URI with a tag or digest): entry point sgprobe-collector, user 10001:10001, VOLUME /run/sgprobe owned by that user."
+  type        = string
+}
+
+variable "config_image" {
+  description = "An image with a POSIX sh, printf, chmod and chown, for the config container that writes the matrix and keys into the task's volume before the collector starts (the sgprobe images are FROM scratch, without a shell). busybox, e.g. through an ECR pull-through cache of ECR Public when the VPC has no NAT: ACCOUNT.dkr.ecr.REGION.amazonaws.com/ecr-public/docker/library/busybox:1.36."
   type        = string
 }
 
 variable "image_repository_arns" {
-  description = "ARNs of the ECR repositories the collector image is pulled from: the execution role may pull from these only. [] for an image outside ECR."
+  description = "ARNs of the ECR repositories the collector and config images are pulled from: the execution role may pull from these only. [] for images outside ECR."
   type        = list(string)
 }
 

@@ -456,6 +456,22 @@ async function main() {
       coll && JSON.stringify(coll.healthCheck.command));
     check("the collector container stops within 30 s (its last flush takes up to 5)", coll && coll.stopTimeout >= 10 && coll.stopTimeout <= 120);
     check("the collector container is unprivileged with a read-only root", coll && coll.user === "10001:10001" && coll.readonlyRootFilesystem === true);
+    const cfg = cds.find((c) => c.name !== "sgprobe-collector");
+    if (check("a config container writes the collector's files first", cfg && coll &&
+      JSON.stringify(coll.dependsOn) === JSON.stringify([{ condition: "SUCCESS", containerName: cfg.name }]))) {
+      const dropRef = ((JSON.stringify(cfg.linuxParameters || {}).match(/local\.([\w-]+)/) || [])[1]);
+      const dropped = new Set(dropRef ? m.locals[dropRef] || [] : (((cfg.linuxParameters || {}).capabilities || {}).drop || []));
+      const defaults = ["AUDIT_WRITE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "NET_RAW",
+        "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"];
+      check("the config container: root only with CHOWN and DAC_OVERRIDE, not essential",
+        cfg.essential === false && (cfg.user !== "0" || defaults.every((c) => dropped.has(c))), JSON.stringify([...dropped]));
+      const script = JSON.stringify(m.locals.config_script || "");
+      check("the config container writes the matrix and the keys the collector reads, for uid 10001",
+        /matrix\.json/.test(script) && /keys\.json/.test(script) && /chown 10001:10001/.test(script) &&
+        /\$MATRIX_JSON/.test(script) && /\$KEYS_JSON/.test(script));
+      check("the config container's image is var.config_image (the sgprobe images have no shell)",
+        cfg.image === "${var.config_image}", cfg.image);
+    }
     check("the volumes the containers mount are the task's", cds.every((c) => (c.mountPoints || []).every((mp) =>
       [].concat(td.volume || []).some((v) => v.name === mp.sourceVolume))));
   }

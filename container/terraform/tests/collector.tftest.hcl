@@ -37,7 +37,8 @@ variables {
   vpc_id                = "vpc-0a1b2c3d4e5f60718"
   subnet_ids            = ["subnet-0a1b2c3d4e5f61001", "subnet-0a1b2c3d4e5f61002"]
   collector_image       = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sgprobe-collector:0.1.0"
-  image_repository_arns = ["arn:aws:ecr:us-east-1:123456789012:repository/sgprobe-collector"]
+  config_image          = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecr-public/docker/library/busybox:1.36"
+  image_repository_arns = ["arn:aws:ecr:us-east-1:123456789012:repository/sgprobe-collector", "arn:aws:ecr:us-east-1:123456789012:repository/ecr-public/docker/library/busybox"]
   matrix_json           = "{\"version\": 1, \"name\": \"t\", \"roles\": {}, \"allow\": []}"
   keys_secret_arn       = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sgprobe/collector/keys-AbCdEf"
   agent_roles = {
@@ -135,6 +136,10 @@ run "two_collectors_behind_a_sticky_alb" {
   assert {
     condition     = length([for s in jsondecode(aws_ecs_task_definition.collector.container_definitions)[0].secrets : s if s.name == "TLS_KEY_PEM"]) == 1
     error_message = "the TLS key comes through the config container's secrets"
+  }
+  assert {
+    condition     = strcontains(jsondecode(aws_ecs_task_definition.collector.container_definitions)[0].command[0], "chown 10001:10001 /run/sgprobe/matrix.json /run/sgprobe/keys.json /run/sgprobe/tls.crt /run/sgprobe/tls.key")
+    error_message = "the config container hands the TLS files to the collector's user too"
   }
 }
 
