@@ -1,8 +1,13 @@
 # The alarms on what the collector publishes (docs/metrics.md), to two SNS topics:
 # "page" wakes someone (a hole, a broken path, agents gone quiet), "warn" opens a
-# ticket. Every alarm has the period of one flush and takes the Maximum of the
-# period: the collector sends one value per flush, and a timer drifting across a
-# minute boundary can put two in one period and none in the next.
+# ticket. Every alarm has the period of one flush and takes the Sum of the
+# period's values: a collector sends one value per flush, so the Sum is that
+# value, and with two collectors behind the ALB (each counting its own agents) it
+# adds the two, where a Maximum would count half the agents of each role and
+# fire the missing-sidecar alarms for ever. A period that gets a second value from
+# the same collector (its last flush at a stop, a deployment's overlap) is
+# overstated once; for these thresholds that can delay an alarm by a period, never
+# raise a false one.
 #
 # Each treat_missing_data is chosen per alarm. Missing data means the collector
 # published nothing: that is never evidence of a hole or a broken path, and it is
@@ -39,7 +44,7 @@ resource "aws_cloudwatch_metric_alarm" "unexpected_open_paths" {
   namespace           = var.namespace
   metric_name         = "UnexpectedOpenPaths"
   dimensions          = { Cluster = local.cluster_name }
-  statistic           = "Maximum"
+  statistic           = "Sum"
   period              = var.flush_interval_s
   evaluation_periods  = 1
   datapoints_to_alarm = 1
@@ -59,7 +64,7 @@ resource "aws_cloudwatch_metric_alarm" "blocked_paths" {
   namespace           = var.namespace
   metric_name         = "BlockedPaths"
   dimensions          = { Cluster = local.cluster_name }
-  statistic           = "Maximum"
+  statistic           = "Sum"
   period              = var.flush_interval_s
   evaluation_periods  = 3
   datapoints_to_alarm = 3
@@ -79,7 +84,7 @@ resource "aws_cloudwatch_metric_alarm" "stale_agents" {
   namespace           = var.namespace
   metric_name         = "StaleAgents"
   dimensions          = { Cluster = local.cluster_name }
-  statistic           = "Maximum"
+  statistic           = "Sum"
   period              = var.flush_interval_s
   evaluation_periods  = 3
   datapoints_to_alarm = 3
@@ -99,7 +104,7 @@ resource "aws_cloudwatch_metric_alarm" "no_reporting_agents" {
   namespace           = var.namespace
   metric_name         = "ReportingAgents"
   dimensions          = { Cluster = local.cluster_name }
-  statistic           = "Maximum"
+  statistic           = "Sum"
   period              = var.flush_interval_s
   evaluation_periods  = 3
   datapoints_to_alarm = 3
@@ -121,7 +126,7 @@ resource "aws_cloudwatch_metric_alarm" "warn" {
   namespace           = var.namespace
   metric_name         = each.key
   dimensions          = { Cluster = local.cluster_name }
-  statistic           = "Maximum"
+  statistic           = "Sum"
   period              = var.flush_interval_s
   evaluation_periods  = 3
   datapoints_to_alarm = 3
@@ -163,8 +168,9 @@ resource "aws_cloudwatch_metric_alarm" "missing_sidecar" {
     return_data = true
   }
 
-  # Minimum of the running tasks against Maximum of the reporting agents: only a
-  # deficit that lasts the whole period counts, not the moment a task starts.
+  # The fewest running tasks of the period against the reporting agents (the Sum
+  # over the collectors, as above): only a deficit that lasts the whole period
+  # counts, not the moment a task starts.
   metric_query {
     id          = "running"
     return_data = false
@@ -187,7 +193,7 @@ resource "aws_cloudwatch_metric_alarm" "missing_sidecar" {
       metric_name = "ReportingAgents"
       dimensions  = { Cluster = local.cluster_name, SourceRole = each.key }
       period      = var.flush_interval_s
-      stat        = "Maximum"
+      stat        = "Sum"
     }
   }
 }

@@ -342,7 +342,7 @@ async function main() {
     check(`${metric}: evaluation_periods ${periods}`, a.evaluation_periods === periods, JSON.stringify(a.evaluation_periods));
     check(`${metric}: treat_missing_data ${missing}`, a.treat_missing_data === missing, a.treat_missing_data);
     check(`${metric}: Cluster is the cluster's name`, a.dimensions.Cluster === "${local.cluster_name}", a.dimensions.Cluster);
-    check(`${metric}: alarms on the Maximum of the period`, a.statistic === "Maximum", a.statistic);
+    check(`${metric}: alarms on the Sum of the period (two collectors add up)`, a.statistic === "Sum", a.statistic);
     check(`${metric}: pages (the page topic)`, /aws_sns_topic\.page\./.test(a.alarm_actions[0]), a.alarm_actions[0]);
     void key;
   }
@@ -371,6 +371,7 @@ async function main() {
       running.metric[0].dimensions.ClusterName === "${local.cluster_name}" &&
       running.metric[0].dimensions.ServiceName === "${each.value}" &&
       Object.keys(running.metric[0].dimensions).length === 2, JSON.stringify(running));
+    check(`${w}: ReportingAgents summed over the collectors`, reporting && reporting.metric[0].stat === "Sum");
     check(`${w}: ReportingAgents of var.namespace by Cluster and SourceRole = each.key`, reporting &&
       reporting.metric[0].namespace === "${var.namespace}" &&
       reporting.metric[0].dimensions.Cluster === "${local.cluster_name}" &&
