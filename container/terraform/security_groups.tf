@@ -68,9 +68,16 @@ resource "aws_vpc_security_group_egress_rule" "collector_to_monitoring_endpoint"
 
 # Fargate (platform 1.4.0 and later) pulls the image, reads the secrets of the task
 # definition and ships the logs through the task's own ENI, so the collector's
-# group must reach those services too. Without a NAT they are VPC endpoints.
+# group must reach those services too. Without a NAT they are VPC endpoints. When
+# the monitoring endpoint shares their group (AFIRGen's vpc-endpoints group), the
+# monitoring rules already admit the collector there: a second pair would be a
+# duplicate, which AWS refuses.
+locals {
+  service_endpoint_rules = var.endpoints_security_group_id != null && var.endpoints_security_group_id != var.existing_monitoring_endpoint_security_group_id ? 1 : 0
+}
+
 resource "aws_vpc_security_group_egress_rule" "collector_to_service_endpoints" {
-  count = var.endpoints_security_group_id == null ? 0 : 1
+  count = local.service_endpoint_rules
 
   security_group_id            = aws_security_group.collector.id
   description                  = "ECR image pull, the keys secret (Secrets Manager) and log delivery (CloudWatch Logs) through the VPC interface endpoints: Fargate uses the task ENI"
@@ -82,7 +89,7 @@ resource "aws_vpc_security_group_egress_rule" "collector_to_service_endpoints" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "service_endpoints_from_collector" {
-  count = var.endpoints_security_group_id == null ? 0 : 1
+  count = local.service_endpoint_rules
 
   security_group_id            = var.endpoints_security_group_id
   description                  = "HTTPS from the sgprobe collector: its image pull, keys secret and logs (Fargate task ENI)"

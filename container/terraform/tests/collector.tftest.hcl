@@ -194,3 +194,35 @@ run "a_bad_matrix_is_refused" {
 
   expect_failures = [var.matrix_json]
 }
+
+run "one_group_for_every_endpoint_as_in_afirgen" {
+  command = apply
+
+  variables {
+    existing_monitoring_endpoint_security_group_id = "sg-04d0f2b4c6e8a19fa"
+    endpoints_security_group_id                    = "sg-04d0f2b4c6e8a19fa"
+    s3_prefix_list_id                              = "pl-63a5400a"
+  }
+
+  assert {
+    condition     = length(aws_vpc_security_group_egress_rule.collector_to_service_endpoints) == 0 && length(aws_vpc_security_group_ingress_rule.service_endpoints_from_collector) == 0
+    error_message = "no duplicate of the monitoring rules when every endpoint shares one group"
+  }
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.collector_to_s3[0].prefix_list_id == "pl-63a5400a"
+    error_message = "image layers from the S3 gateway endpoint"
+  }
+}
+
+run "separate_service_endpoints" {
+  command = apply
+
+  variables {
+    endpoints_security_group_id = "sg-0e0e0e0e0e0e0e0e0"
+  }
+
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.collector_to_service_endpoints[0].referenced_security_group_id == "sg-0e0e0e0e0e0e0e0e0" && aws_vpc_security_group_ingress_rule.service_endpoints_from_collector[0].security_group_id == "sg-0e0e0e0e0e0e0e0e0"
+    error_message = "the collector reaches the service endpoints' group, which admits it"
+  }
+}
