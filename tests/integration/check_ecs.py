@@ -36,9 +36,10 @@ What is checked:
 - end to end, when the binaries are built: the config container's command
   (run as its user, root) writes the matrix and keys for uid 10001, the
   collector's check-matrix accepts the shipped matrix; the collector and the
-  sidecar start as their users with exactly their definitions' environment (only
-  addresses and paths moved onto loopback and a temporary directory), the sidecar takes
-  its identity from a task metadata endpoint, both health checks pass, the
+  sidecar start as their users with exactly their definitions' environment
+  (only addresses and paths moved onto loopback and a temporary directory), the
+  sidecar takes its identity from a task metadata endpoint, both health checks
+  pass, the
   collector's last flush on SIGTERM reaches a CloudWatch stand-in (SigV4
   checked by botocore) with the dimensions the alarms use, and both stop
   within their stopTimeout.
@@ -134,7 +135,7 @@ def env_names_in(paths):
     return names
 
 
-def has_health_subcommand(main_c, binary):
+def has_health_subcommand(main_c):
     with open(main_c, encoding="utf-8") as f:
         text = f.read()
     return re.search(r'strcmp\(argv\[1\],\s*"health"\)', text) is not None
@@ -780,9 +781,9 @@ def main():
                               if f.endswith(".c")])
     coll_env = env_names_in([os.path.join(root, "collector/main.c")])
     check("sgprobe-agent has a health subcommand",
-          has_health_subcommand(os.path.join(root, "agent/main.c"), "sgprobe-agent"))
+          has_health_subcommand(os.path.join(root, "agent/main.c")))
     check("sgprobe-collector has a health subcommand",
-          has_health_subcommand(os.path.join(root, "collector/main.c"), "sgprobe-collector"))
+          has_health_subcommand(os.path.join(root, "collector/main.c")))
     agent_opts = long_options(os.path.join(root, "agent/config.c"))
     coll_opts = long_options(os.path.join(root, "collector/main.c"))
 
