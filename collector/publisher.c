@@ -322,6 +322,8 @@ static void queue_append(publisher_t *p, cw_datum_t *d, size_t n)
 {
 	size_t max = p->cfg.max_buffered, excess, drop, i = 0;
 
+	if (!n)
+		return; /* a flush before any agent reported: d may be NULL */
 	if (p->q_len + n > max) {
 		excess = p->q_len + n - max;
 		drop = p->q_len - p->inflight < excess ? p->q_len - p->inflight : excess;

@@ -500,6 +500,36 @@ static void test_cloudwatch_signed_gzip_and_retried_after_throttling(void **unus
 	env_finish(&e, &f);
 }
 
+static bool never(env_t *e)
+{
+	(void)e;
+	return false;
+}
+
+static void test_cloudwatch_flush_without_agents_sends_nothing(void **unused)
+{
+	static const fake_answer_t script[] = {{200, "Content-Type: text/xml\r\n", OK_XML, 0}};
+	publish_counters_t c;
+	fake_t f;
+	env_t e;
+
+	(void)unused;
+	env_init(&e);
+	fake_start(&f, &e.loop, script, 1);
+	start_cloudwatch(&e, f.port, 1000);
+	/* Before any agent has reported: nothing to say, and no empty call. */
+	publisher_flush(e.p);
+	publisher_flush(e.p);
+	run_until(&e, never, 200);
+	publisher_counters(e.p, &c);
+	assert_int_equal(c.flushes, 2);
+	assert_int_equal(c.metrics, 0);
+	assert_int_equal(c.calls, 0);
+	assert_int_equal(c.buffered, 0);
+	assert_int_equal(f.n_reqs, 0);
+	env_finish(&e, &f);
+}
+
 static bool dropped_some(env_t *e)
 {
 	publish_counters_t c;
@@ -653,6 +683,7 @@ int main(void)
 	    cmocka_unit_test(test_no_agents_no_metrics),
 	    cmocka_unit_test(test_emf_one_line_per_dimension_set_on_its_stream),
 	    cmocka_unit_test(test_cloudwatch_signed_gzip_and_retried_after_throttling),
+	    cmocka_unit_test(test_cloudwatch_flush_without_agents_sends_nothing),
 	    cmocka_unit_test(test_cloudwatch_refusal_drops_and_logs),
 	    cmocka_unit_test(test_cloudwatch_away_buffer_bounded_then_delivered_at_stop),
 	    cmocka_unit_test(test_stop_deadline_when_cloudwatch_stays_away),
