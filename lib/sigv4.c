@@ -856,6 +856,7 @@ int sigv4_sign(const sigv4_request_t *req, const sigv4_credentials_t *cred, cons
 	buf_t creq = {0};
 	buf_t names = {0};
 	buf_t sts = {0};
+	buf_t scope = {0};
 	buf_t authz = {0};
 	seen_t seen = {0};
 	hdr_t *h = NULL;
@@ -935,18 +936,20 @@ int sigv4_sign(const sigv4_request_t *req, const sigv4_credentials_t *cred, cons
 		goto out;
 	}
 
-	/* The scope: date/region/service/aws4_request. */
+	/* The scope, date/region/service/aws4_request, in the string to sign and the header. */
+	buf_add(&scope, out->amz_date, 8);
+	buf_addc(&scope, '/');
+	buf_adds(&scope, p->region);
+	buf_addc(&scope, '/');
+	buf_adds(&scope, p->service);
+	buf_adds(&scope, "/" SCOPE_TERMINATOR);
 	buf_adds(&sts, SIGV4_ALGORITHM "\n");
 	buf_adds(&sts, out->amz_date);
 	buf_addc(&sts, '\n');
-	buf_add(&sts, out->amz_date, 8);
-	buf_addc(&sts, '/');
-	buf_adds(&sts, p->region);
-	buf_addc(&sts, '/');
-	buf_adds(&sts, p->service);
-	buf_adds(&sts, "/" SCOPE_TERMINATOR "\n");
+	buf_add(&sts, scope.p ? scope.p : "", scope.len);
+	buf_addc(&sts, '\n');
 	buf_adds(&sts, creq_hash);
-	if (sts.oom) {
+	if (sts.oom || scope.oom) {
 		result = fail_oom(err, errlen);
 		goto out;
 	}
@@ -963,12 +966,8 @@ int sigv4_sign(const sigv4_request_t *req, const sigv4_credentials_t *cred, cons
 	buf_adds(&authz, SIGV4_ALGORITHM " Credential=");
 	buf_adds(&authz, cred->access_key_id);
 	buf_addc(&authz, '/');
-	buf_add(&authz, out->amz_date, 8);
-	buf_addc(&authz, '/');
-	buf_adds(&authz, p->region);
-	buf_addc(&authz, '/');
-	buf_adds(&authz, p->service);
-	buf_adds(&authz, "/" SCOPE_TERMINATOR ", SignedHeaders=");
+	buf_add(&authz, scope.p, scope.len);
+	buf_adds(&authz, ", SignedHeaders=");
 	buf_add(&authz, names.p, names.len);
 	buf_adds(&authz, ", Signature=");
 	buf_adds(&authz, sig);
@@ -985,6 +984,7 @@ out:
 	buf_free(&creq);
 	buf_free(&names);
 	buf_free(&sts);
+	buf_free(&scope);
 	buf_free(&authz);
 	if (result)
 		sigv4_signed_dispose(out);
