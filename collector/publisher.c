@@ -64,7 +64,12 @@ struct publisher_s {
 	size_t resp_len;
 	unsigned attempt;   /* failed calls in a row */
 	bool retry_pending; /* the retry timer runs */
-	bool warned_creds;  /* "no credentials" logged since the last success */
+	/* The first bytes of the secret and the token the call in flight was signed
+	 * with: an error message that quotes them (AWS's canonical string does) is
+	 * cut there before it is logged. Wiped when the call ends. */
+	char secret_head[17];
+	char token_head[17];
+	bool warned_creds; /* "no credentials" logged since the last success */
 
 	bool stopping;
 	unsigned closing; /* handles and helpers whose close is still to come */
@@ -201,14 +206,27 @@ static int cluster_datums(datums_t *d, const state_cluster_t *k, uint64_t wall_m
 	return result;
 }
 
-int publisher_datums(const state_clusters_t *c, uint64_t wall_ms, cw_datum_t **out, size_t *n_out)
+int publisher_datums(const state_clusters_t *c, uint64_t wall_ms, cw_datum_t **out, size_t *n_out,
+                     size_t *skipped)
 {
 	datums_t d = {0};
-	size_t k;
+	size_t k, start;
 	int result = 0;
 
-	for (k = 0; !result && c && k < c->n; k++)
+	if (skipped)
+		*skipped = 0;
+	for (k = 0; !result && c && k < c->n; k++) {
+		start = d.n;
 		result = cluster_datums(&d, &c->v[k], wall_ms);
+		if (result == -EINVAL) {
+			/* A name CloudWatch cannot take: this cluster only is left out. */
+			while (d.n > start)
+				cw_datum_dispose(&d.v[--d.n]);
+			if (skipped)
+				(*skipped)++;
+			result = 0;
+		}
+	}
 	if (result) {
 		for (k = 0; k < d.n; k++)
 			cw_datum_dispose(&d.v[k]);
@@ -345,9 +363,9 @@ static void queue_append(publisher_t *p, cw_datum_t *d, size_t n)
 			cap *= 2;
 		q = realloc(p->q, cap * sizeof(*q));
 		if (!q) {
+			p->counters.dropped_full += n - i;
 			for (; i < n; i++)
 				cw_datum_dispose(&d[i]);
-			p->counters.dropped_full += n;
 			log_error(p->lg, "out of memory: metrics of this flush dropped");
 			return;
 		}
@@ -384,6 +402,8 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
 
 static void end_call(publisher_t *p)
 {
+	explicit_bzero(p->secret_head, sizeof(p->secret_head));
+	explicit_bzero(p->token_head, sizeof(p->token_head));
 	curl_slist_free_all(p->headers);
 	p->headers = NULL;
 	free(p->gz);
@@ -416,6 +436,23 @@ static void schedule_retry(publisher_t *p)
 	uv_timer_start(&p->retry_timer, on_retry, jittered, 0);
 }
 
+/* Cuts `msg` where it would show request details that hold credentials. */
+static void redact(const publisher_t *p, char *msg)
+{
+	const char *marks[] = {"The Canonical String", "The String-to-Sign", "x-amz-security-token",
+	                       p->secret_head, p->token_head};
+	size_t i;
+	char *at;
+
+	for (i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+		if (strlen(marks[i]) < 8)
+			continue;
+		at = strcasestr(msg, marks[i]);
+		if (at)
+			snprintf(at, (size_t)(msg + strlen(msg) - at) + 1, "%s", "[cut]");
+	}
+}
+
 static void on_call_done(CURL *easy, CURLcode result, void *arg)
 {
 	publisher_t *p = arg;
@@ -426,6 +463,7 @@ static void on_call_done(CURL *easy, CURLcode result, void *arg)
 	if (result == CURLE_OK)
 		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 	cw_xml_error(p->resp, p->resp_len, code, sizeof(code), msg, sizeof(msg));
+	redact(p, msg);
 	if (result == CURLE_ABORTED_BY_CALLBACK) {
 		/* curluv_dispose() at the stop: the datums stay unsent. */
 		p->inflight = 0;
@@ -447,7 +485,7 @@ static void on_call_done(CURL *easy, CURLcode result, void *arg)
 	}
 	p->inflight = 0;
 	if (result == CURLE_OK && status >= 400 && status < 500 && status != 403 && status != 429 &&
-	    !cw_error_is_throttling(code)) {
+	    !cw_error_is_throttling(code) && !cw_error_is_auth(code)) {
 		/* The request itself is wrong: sending it again would fail again. */
 		p->counters.errors++;
 		p->counters.dropped_rejected += n;
@@ -465,6 +503,15 @@ static void on_call_done(CURL *easy, CURLcode result, void *arg)
 		log_warn(p->lg, "PutMetricData throttled: retrying", LOG_INT("status", status),
 		         LOG_STR("code", code), LOG_STR("message", msg),
 		         LOG_UINT("attempt", p->attempt), LOG_UINT("buffered", p->q_len));
+	} else if (result == CURLE_OK && (status == 403 || cw_error_is_auth(code))) {
+		/* Not the data's fault: kept (bounded) until the credentials, the clock
+		 * or the IAM policy is put right. */
+		p->counters.errors++;
+		log_error(p->lg,
+		          "PutMetricData refused for its credentials: metrics kept, retrying",
+		          LOG_INT("status", status), LOG_STR("code", code), LOG_STR("message", msg),
+		          LOG_STR("source", aws_creds_source(p->creds)),
+		          LOG_UINT("attempt", p->attempt), LOG_UINT("buffered", p->q_len));
 	} else if (result == CURLE_OK) {
 		p->counters.errors++;
 		log_warn(p->lg, "PutMetricData failed: retrying", LOG_INT("status", status),
@@ -483,12 +530,15 @@ static void on_call_done(CURL *easy, CURLcode result, void *arg)
 
 static bool add_header(publisher_t *p, const char *name, const char *value)
 {
-	char line[4096];
 	struct curl_slist *l;
+	char *line;
 
-	if ((size_t)snprintf(line, sizeof(line), "%s: %s", name, value) >= sizeof(line))
+	/* No fixed size: a session token may be several kilobytes. */
+	if (asprintf(&line, "%s: %s", name, value) < 0)
 		return false;
 	l = curl_slist_append(p->headers, line);
+	explicit_bzero(line, strlen(line));
+	free(line);
 	if (!l)
 		return false;
 	p->headers = l;
@@ -534,6 +584,9 @@ static int start_call(publisher_t *p, const aws_credentials_t *cred)
 	sc.access_key_id = cred->access_key_id;
 	sc.secret_access_key = cred->secret_access_key;
 	sc.session_token = cred->session_token;
+	snprintf(p->secret_head, sizeof(p->secret_head), "%s", cred->secret_access_key);
+	snprintf(p->token_head, sizeof(p->token_head), "%s",
+	         cred->session_token ? cred->session_token : "");
 	memset(&sp, 0, sizeof(sp));
 	sp.region = p->region;
 	sp.service = "monitoring";
@@ -647,14 +700,19 @@ void publisher_flush(publisher_t *p)
 	uint64_t wall_ms = 0;
 	state_clusters_t *c = p->source(p->source_arg, &wall_ms);
 	cw_datum_t *d = NULL;
-	size_t n = 0, i;
+	size_t n = 0, i, skipped = 0;
 
-	if (!c || publisher_datums(c, wall_ms, &d, &n)) {
+	if (!c || publisher_datums(c, wall_ms, &d, &n, &skipped)) {
 		state_clusters_free(c);
 		log_error(p->lg, "out of memory: flush skipped");
 		return;
 	}
 	state_clusters_free(c);
+	if (skipped)
+		log_warn(p->lg,
+		         "clusters left out of the flush: a role or cluster name CloudWatch cannot "
+		         "take as a dimension (empty, or longer than 1024 bytes)",
+		         LOG_UINT("clusters", skipped));
 	p->counters.flushes++;
 	p->counters.metrics += n;
 	switch (p->cfg.sink) {
@@ -685,7 +743,6 @@ publisher_t *publisher_new(uv_loop_t *loop, const publish_config_t *cfg, const l
                            publisher_source_cb source, void *arg, char *err, size_t errlen)
 {
 	publisher_t *p = calloc(1, sizeof(*p));
-	char url[300];
 	bool oom = false;
 
 	if (!p) {
@@ -736,11 +793,17 @@ publisher_t *publisher_new(uv_loop_t *loop, const publish_config_t *cfg, const l
 		set_err(err, errlen, "--metrics-sink cloudwatch needs --region (or AWS_REGION)");
 		goto fail_timers;
 	}
+	/* The region names the default host: letters, digits and dashes only. */
+	if (strlen(p->region) > 32 ||
+	    strspn(p->region, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(p->region)) {
+		set_err(err, errlen, "--region: '%.40s' is not an AWS region name (like us-east-1)",
+		        p->region);
+		goto fail_timers;
+	}
 	if (cfg->endpoint)
-		snprintf(url, sizeof(url), "%s", cfg->endpoint);
-	else
-		snprintf(url, sizeof(url), "https://monitoring.%s.amazonaws.com/", p->region);
-	p->endpoint = strdup(url);
+		p->endpoint = strdup(cfg->endpoint);
+	else if (asprintf(&p->endpoint, "https://monitoring.%s.amazonaws.com/", p->region) < 0)
+		p->endpoint = NULL;
 	if (!p->endpoint)
 		goto oom_timers;
 	p->cfg.endpoint = p->endpoint;
@@ -973,6 +1036,8 @@ void publisher_stop(publisher_t *p, unsigned deadline_ms, publisher_stopped_cb c
 	p->stopped_cb = cb;
 	p->stopped_arg = arg;
 	publisher_flush(p);
+	if (p->closing)
+		return; /* nothing was left to send: the flush ended the stop */
 	if (p->cfg.sink != PUBLISH_SINK_CLOUDWATCH) {
 		close_all(p);
 		return;

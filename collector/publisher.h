@@ -97,9 +97,12 @@ const char *publisher_sink_name(publish_sink_t sink);
  * Builds the datums of one flush from `c` at `wall_ms` (DESIGN.md
  * "CloudWatch"): per cluster the totals, then the agents per role, then the
  * cells. `*out` (n_out entries; free each with cw_datum_dispose(), then the
- * array) may be NULL when there is nothing. Returns 0 or -ENOMEM.
+ * array) may be NULL when there is nothing. A cluster with a name CloudWatch
+ * cannot take as a dimension value is left out, counted in `*skipped` (may be
+ * NULL). Returns 0 or -ENOMEM.
  */
-int publisher_datums(const state_clusters_t *c, uint64_t wall_ms, cw_datum_t **out, size_t *n_out);
+int publisher_datums(const state_clusters_t *c, uint64_t wall_ms, cw_datum_t **out, size_t *n_out,
+                     size_t *skipped);
 
 /**
  * Creates a publisher on `loop`. `lg` is borrowed and must outlive it. For the

@@ -15,11 +15,16 @@
 
 #include "sgprobe/cloudwatch.h"
 
+static bool valid_len(const char *s, size_t max)
+{
+	size_t n = s ? strnlen(s, max + 1) : 0;
+
+	return n > 0 && n <= max;
+}
+
 static bool valid_name(const char *s)
 {
-	size_t n = s ? strlen(s) : 0;
-
-	return n > 0 && n <= CW_NAME_MAX;
+	return valid_len(s, CW_NAME_MAX);
 }
 
 int cw_datum_init(cw_datum_t *d, const char *name, const char *unit, double value,
@@ -30,8 +35,8 @@ int cw_datum_init(cw_datum_t *d, const char *name, const char *unit, double valu
 	memset(d, 0, sizeof(*d));
 	if (!valid_name(name) || !unit || !isfinite(value) || n_dims > CW_MAX_DIMENSIONS)
 		return -EINVAL;
-	for (i = 0; i < 2 * n_dims; i++)
-		if (!valid_name(dims[i]))
+	for (i = 0; i < n_dims; i++)
+		if (!valid_name(dims[2 * i]) || !valid_len(dims[2 * i + 1], CW_VALUE_MAX))
 			return -EINVAL;
 	d->name = strdup(name);
 	d->dims = calloc(n_dims ? n_dims : 1, sizeof(*d->dims));
@@ -376,6 +381,32 @@ bool cw_error_is_throttling(const char *code)
 	    "LimitExceededException",
 	    "BandwidthLimitExceeded",
 	    "EC2ThrottledException",
+	};
+	size_t i;
+
+	for (i = 0; code && i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (!strcmp(code, codes[i]))
+			return true;
+	return false;
+}
+
+bool cw_error_is_auth(const char *code)
+{
+	static const char *const codes[] = {
+	    "ExpiredToken",
+	    "ExpiredTokenException",
+	    "RequestExpired",
+	    "InvalidClientTokenId",
+	    "SignatureDoesNotMatch",
+	    "UnrecognizedClientException",
+	    "MissingAuthenticationToken",
+	    "IncompleteSignature",
+	    "InvalidSignatureException",
+	    "AccessDenied",
+	    "AccessDeniedException",
+	    "NotAuthorized",
+	    "AuthFailure",
+	    "OptInRequired",
 	};
 	size_t i;
 

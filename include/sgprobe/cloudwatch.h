@@ -23,7 +23,8 @@
 #define CW_MAX_CALL_BYTES      (1024 * 1024) /* PutMetricData: bytes of an HTTP POST body */
 #define CW_MAX_DIMENSIONS      30            /* dimensions of one datum (API and EMF) */
 #define CW_EMF_MAX_METRICS     100           /* metrics of one EMF directive */
-#define CW_NAME_MAX            255           /* metric, dimension name and value lengths */
+#define CW_NAME_MAX            255           /* metric and dimension names, the namespace */
+#define CW_VALUE_MAX           1024          /* dimension values */
 
 /** One dimension: both strings owned by the datum. */
 typedef struct {
@@ -44,7 +45,8 @@ typedef struct {
 /**
  * Fills `d` with copies of `name` and of the `n_dims` dimension pairs in
  * `dims` (name, value, name, value, ...). `unit` must be a static string.
- * Returns 0, -EINVAL when a name or value is empty or longer than CW_NAME_MAX,
+ * Returns 0, -EINVAL when a name is empty or longer than CW_NAME_MAX, a
+ * dimension value empty or longer than CW_VALUE_MAX,
  * there are more than CW_MAX_DIMENSIONS dimensions or `value` is not finite,
  * or -ENOMEM. On error `d` holds nothing to dispose.
  */
@@ -100,5 +102,14 @@ int cw_xml_error(const char *body, size_t len, char *code, size_t codelen, char 
  * try again (Throttling, ThrottlingException, RequestLimitExceeded, ...).
  */
 bool cw_error_is_throttling(const char *code);
+
+/**
+ * True when CloudWatch's error `code` is about the request's credentials or
+ * signature (ExpiredToken, RequestExpired, InvalidClientTokenId,
+ * SignatureDoesNotMatch, AccessDenied, ...): the data is not at fault, and the
+ * same data may succeed once the credentials, the clock or the IAM policy is
+ * put right.
+ */
+bool cw_error_is_auth(const char *code);
 
 #endif

@@ -122,7 +122,7 @@ static void test_form_stops_at_one_megabyte(void **unused)
 static void test_datum_limits(void **unused)
 {
 	const char *dims[2 * (CW_MAX_DIMENSIONS + 1)];
-	char long_name[CW_NAME_MAX + 2];
+	char long_name[CW_NAME_MAX + 2], value[CW_VALUE_MAX + 2];
 	cw_datum_t d;
 	size_t i;
 
@@ -137,6 +137,19 @@ static void test_datum_limits(void **unused)
 	memset(long_name, 'a', sizeof(long_name) - 1);
 	long_name[sizeof(long_name) - 1] = '\0';
 	assert_int_equal(cw_datum_init(&d, long_name, "Count", 1, T0, dims, 0), -EINVAL);
+	/* A dimension's name is held to 255 bytes, its value to 1024 (a report's strings). */
+	dims[0] = long_name;
+	assert_int_equal(cw_datum_init(&d, "M", "Count", 1, T0, dims, 1), -EINVAL);
+	dims[0] = "Cluster";
+	memset(value, 'v', sizeof(value) - 1);
+	value[CW_VALUE_MAX] = '\0';
+	dims[1] = value;
+	assert_int_equal(cw_datum_init(&d, "M", "Count", 1, T0, dims, 1), 0);
+	assert_int_equal(strlen(d.dims[0].value), CW_VALUE_MAX);
+	cw_datum_dispose(&d);
+	value[CW_VALUE_MAX] = 'v';
+	value[CW_VALUE_MAX + 1] = '\0';
+	assert_int_equal(cw_datum_init(&d, "M", "Count", 1, T0, dims, 1), -EINVAL);
 	dims[1] = "";
 	assert_int_equal(cw_datum_init(&d, "M", "Count", 1, T0, dims, 1), -EINVAL);
 }
@@ -263,6 +276,12 @@ static void test_xml_error(void **unused)
 	assert_true(cw_error_is_throttling(code));
 	assert_false(cw_error_is_throttling("InvalidParameterValue"));
 	assert_false(cw_error_is_throttling(NULL));
+	assert_true(cw_error_is_auth("ExpiredToken"));
+	assert_true(cw_error_is_auth("RequestExpired"));
+	assert_true(cw_error_is_auth("AccessDenied"));
+	assert_false(cw_error_is_auth("Throttling"));
+	assert_false(cw_error_is_auth("InvalidParameterValue"));
+	assert_false(cw_error_is_auth(NULL));
 	assert_int_equal(cw_xml_error(xml, strlen(xml), tiny, sizeof(tiny), msg, sizeof(msg)), 0);
 	assert_string_equal(tiny, "Thro");
 	assert_int_equal(cw_xml_error("<html>502</html>", 16, code, sizeof(code), msg, sizeof(msg)),

@@ -212,7 +212,7 @@ static size_t count_datums(env_t *e, cw_datum_t **d)
 	size_t n;
 
 	assert_non_null(c);
-	assert_int_equal(publisher_datums(c, WALL, d, &n), 0);
+	assert_int_equal(publisher_datums(c, WALL, d, &n, NULL), 0);
 	state_clusters_free(c);
 	return n;
 }
@@ -321,6 +321,31 @@ static void test_no_agents_no_metrics(void **unused)
 	env_finish(&e, NULL);
 }
 
+static void test_a_cluster_cloudwatch_cannot_name_is_left_out_alone(void **unused)
+{
+	state_clusters_t *c = calloc(1, sizeof(*c));
+	cw_datum_t *d;
+	size_t n, skipped;
+
+	(void)unused;
+	/* Two clusters; the first has a name no dimension value may have (empty). */
+	assert_non_null(c);
+	c->v = calloc(2, sizeof(*c->v));
+	assert_non_null(c->v);
+	c->n = 2;
+	c->v[0].name = strdup("");
+	c->v[1].name = strdup("c2");
+	c->v[1].counts.agents_live = 4;
+	assert_int_equal(publisher_datums(c, WALL, &d, &n, &skipped), 0);
+	assert_int_equal(skipped, 1);
+	assert_int_equal(n, 8);
+	assert_string_equal(d[7].name, "ReportingAgents");
+	assert_string_equal(d[7].dims[0].value, "c2");
+	assert_true(d[7].value == 4);
+	free_datums(d, n);
+	state_clusters_free(c);
+}
+
 /* ---- EMF ---- */
 
 static void test_emf_one_line_per_dimension_set_on_its_stream(void **unused)
@@ -393,13 +418,16 @@ static void test_emf_one_line_per_dimension_set_on_its_stream(void **unused)
 	"parameter MetricData.member.1.Value is invalid.</Message></Error></ErrorResponse>"
 #define OK_XML "<PutMetricDataResponse><ResponseMetadata/></PutMetricDataResponse>"
 
+/* The session token set_env_credentials() gives; a test may set a longer one. */
+static const char *session_token = "pub-session-token";
+
 static void set_env_credentials(void)
 {
 	unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
 	unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
 	setenv("AWS_ACCESS_KEY_ID", "AKIDPUBTEST", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "pub-secret-never-logged", 1);
-	setenv("AWS_SESSION_TOKEN", "pub-session-token", 1);
+	setenv("AWS_SESSION_TOKEN", session_token, 1);
 }
 
 static void start_cloudwatch(env_t *e, int port, size_t max_buffered)
@@ -530,6 +558,123 @@ static void test_cloudwatch_flush_without_agents_sends_nothing(void **unused)
 	env_finish(&e, &f);
 }
 
+#define UNAVAILABLE                                                                                \
+	"<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>"               \
+	"<Message>Service is unavailable</Message></Error></ErrorResponse>"
+#define EXPIRED                                                                                    \
+	"<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code>"                       \
+	"<Message>The security token included in the request is expired</Message></Error>"         \
+	"</ErrorResponse>"
+/* AWS quotes the canonical request it expected, session token included. */
+#define MISMATCH                                                                                   \
+	"<ErrorResponse><Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>The " \
+	"request signature we calculated does not match the signature you provided.\n\nThe "       \
+	"Canonical String for this request should have been\n'POST\n/\n\nhost:127.0.0.1\n"         \
+	"x-amz-security-token:pub-session-token\n'</Message></Error></ErrorResponse>"
+
+/* Flushes a clean fleet once into a server answering `script`; returns the counters once
+ * CLEAN values are delivered (or after 5 s). */
+static publish_counters_t deliver(env_t *e, fake_t *f, const fake_answer_t *script, size_t n)
+{
+	publish_counters_t c;
+
+	env_init(e);
+	clean_fleet(e, 1);
+	fake_start(f, &e->loop, script, n);
+	start_cloudwatch(e, f->port, 1000);
+	publisher_flush(e->p);
+	target = CLEAN;
+	run_until(e, sent_enough, 5000);
+	publisher_counters(e->p, &c);
+	return c;
+}
+
+static void test_cloudwatch_5xx_retried(void **unused)
+{
+	static const fake_answer_t script[] = {
+	    {503, "Content-Type: text/xml\r\n", UNAVAILABLE, 0},
+	    {200, "Content-Type: text/xml\r\n", OK_XML, 0},
+	};
+	publish_counters_t c;
+	fake_t f;
+	env_t e;
+
+	(void)unused;
+	c = deliver(&e, &f, script, 2);
+	assert_int_equal(c.metrics_sent, CLEAN);
+	assert_int_equal(c.calls, 2);
+	assert_int_equal(c.errors, 1);
+	assert_int_equal(c.retries, 1);
+	assert_int_equal(c.dropped_rejected, 0);
+	env_finish(&e, &f);
+}
+
+static void test_cloudwatch_expired_token_keeps_the_data(void **unused)
+{
+	static const fake_answer_t script[] = {
+	    {400, "Content-Type: text/xml\r\n", EXPIRED, 0},
+	    {200, "Content-Type: text/xml\r\n", OK_XML, 0},
+	};
+	publish_counters_t c;
+	char *log;
+	fake_t f;
+	env_t e;
+
+	(void)unused;
+	/* A 400, but about the credentials: the data is not at fault. */
+	c = deliver(&e, &f, script, 2);
+	assert_int_equal(c.metrics_sent, CLEAN);
+	assert_int_equal(c.dropped_rejected, 0);
+	assert_int_equal(c.retries, 1);
+	log = log_text(&e);
+	assert_non_null(strstr(log, "\"code\":\"ExpiredToken\""));
+	free(log);
+	env_finish(&e, &f);
+}
+
+static void test_cloudwatch_error_message_never_shows_credentials(void **unused)
+{
+	static const fake_answer_t script[] = {
+	    {403, "Content-Type: text/xml\r\n", MISMATCH, 0},
+	    {200, "Content-Type: text/xml\r\n", OK_XML, 0},
+	};
+	publish_counters_t c;
+	char *log;
+	fake_t f;
+	env_t e;
+
+	(void)unused;
+	c = deliver(&e, &f, script, 2);
+	assert_int_equal(c.metrics_sent, CLEAN);
+	log = log_text(&e);
+	assert_non_null(strstr(log, "\"code\":\"SignatureDoesNotMatch\""));
+	assert_non_null(strstr(log, "does not match the signature you provided."));
+	assert_null(strstr(log, "pub-session-token"));
+	assert_null(strstr(log, "pub-secret"));
+	free(log);
+	env_finish(&e, &f);
+}
+
+static void test_cloudwatch_long_session_token(void **unused)
+{
+	static const fake_answer_t script[] = {{200, "Content-Type: text/xml\r\n", OK_XML, 0}};
+	static char token[6001];
+	publish_counters_t c;
+	fake_t f;
+	env_t e;
+
+	(void)unused;
+	/* STS sets no size for a token: a few kilobytes must go out like any other. */
+	memset(token, 'T', sizeof(token) - 1);
+	session_token = token;
+	c = deliver(&e, &f, script, 1);
+	session_token = "pub-session-token";
+	assert_int_equal(c.metrics_sent, CLEAN);
+	assert_int_equal(c.errors, 0);
+	assert_int_equal(f.n_reqs, 1);
+	env_finish(&e, &f);
+}
+
 static bool dropped_some(env_t *e)
 {
 	publish_counters_t c;
@@ -566,6 +711,8 @@ static void test_cloudwatch_refusal_drops_and_logs(void **unused)
 
 static void test_cloudwatch_away_buffer_bounded_then_delivered_at_stop(void **unused)
 {
+	size_t delivered;
+	char *log;
 	static const fake_answer_t script[] = {{200, "Content-Type: text/xml\r\n", OK_XML, 0}};
 	publish_counters_t c;
 	int port = free_port();
@@ -605,7 +752,21 @@ static void test_cloudwatch_away_buffer_bounded_then_delivered_at_stop(void **un
 	publisher_stop(e.p, 3000, on_stopped, &e);
 	assert_true(run_until(&e, is_stopped, 6000));
 	e.p = NULL;
-	assert_true(f.n_reqs >= 1);
+	/* Everything the bounded buffer held, the stop's own flush included (the
+	 * oldest beyond the bound dropped), reached CloudWatch before the deadline. */
+	delivered = 0;
+	for (i = 0; i < f.n_reqs; i++) {
+		char *form = gunzip(f.reqs[i].body, f.reqs[i].len);
+		const char *at;
+
+		for (at = strstr(form, ".MetricName="); at; at = strstr(at + 1, ".MetricName="))
+			delivered++;
+		free(form);
+	}
+	assert_int_equal(delivered, 2 * CLEAN + 3);
+	log = log_text(&e);
+	assert_null(strstr(log, "stop deadline"));
+	free(log);
 	env_finish(&e, &f);
 }
 
@@ -681,10 +842,15 @@ int main(void)
 	    cmocka_unit_test(test_clean_cluster_metrics_do_not_grow_with_the_fleet),
 	    cmocka_unit_test(test_a_violating_cell_adds_one_metric_with_four_dimensions),
 	    cmocka_unit_test(test_no_agents_no_metrics),
+	    cmocka_unit_test(test_a_cluster_cloudwatch_cannot_name_is_left_out_alone),
 	    cmocka_unit_test(test_emf_one_line_per_dimension_set_on_its_stream),
 	    cmocka_unit_test(test_cloudwatch_signed_gzip_and_retried_after_throttling),
 	    cmocka_unit_test(test_cloudwatch_flush_without_agents_sends_nothing),
 	    cmocka_unit_test(test_cloudwatch_refusal_drops_and_logs),
+	    cmocka_unit_test(test_cloudwatch_5xx_retried),
+	    cmocka_unit_test(test_cloudwatch_expired_token_keeps_the_data),
+	    cmocka_unit_test(test_cloudwatch_error_message_never_shows_credentials),
+	    cmocka_unit_test(test_cloudwatch_long_session_token),
 	    cmocka_unit_test(test_cloudwatch_away_buffer_bounded_then_delivered_at_stop),
 	    cmocka_unit_test(test_stop_deadline_when_cloudwatch_stays_away),
 	    cmocka_unit_test(test_config_errors_name_the_flag),
