@@ -30,6 +30,7 @@
 #include "pusher.h"
 #include "sgprobe/auth.h"
 #include "sgprobe/curluv.h"
+#include "sgprobe/fileio.h"
 #include "sgprobe/log.h"
 #include "sgprobe/plan.h"
 #include "sgprobe/report.h"
@@ -151,6 +152,7 @@ static void write_health(daemon_t *d)
 	cJSON *o;
 	char *text;
 	FILE *f;
+	bool failed;
 
 	if (!d->cfg->health_file)
 		return;
@@ -187,38 +189,16 @@ static void write_health(daemon_t *d)
 	/* Written aside and renamed: the health check never reads half a file. */
 	snprintf(tmp, sizeof(tmp), "%s.tmp", d->cfg->health_file);
 	f = fopen(tmp, "w");
-	if (!f || fprintf(f, "%s\n", text) < 0 || fclose(f) || rename(tmp, d->cfg->health_file)) {
-		if (f)
-			fclose(f);
+	failed = !f;
+	if (f) {
+		/* fclose() once, whatever fprintf() did. */
+		failed = fprintf(f, "%s\n", text) < 0;
+		failed |= fclose(f) != 0;
+	}
+	if (failed || rename(tmp, d->cfg->health_file))
 		log_warn(&d->lg, "cannot write the health file",
 		         LOG_STR("file", d->cfg->health_file), LOG_STR("error", strerror(errno)));
-	}
 	free(text);
-}
-
-static int read_file(const char *path, size_t max, char **out, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	size_t n;
-
-	if (!f)
-		return -errno;
-	buf = malloc(max + 1);
-	if (!buf) {
-		fclose(f);
-		return -ENOMEM;
-	}
-	n = fread(buf, 1, max + 1, f);
-	fclose(f);
-	if (n > max) {
-		free(buf);
-		return -EFBIG;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
 }
 
 int daemon_health(const config_t *cfg)
@@ -234,14 +214,14 @@ int daemon_health(const config_t *cfg)
 		                "(or SGPROBE_HEALTH_FILE)\n");
 		return 2;
 	}
-	result = read_file(cfg->health_file, HEALTH_MAX_BYTES, &text, &len);
+	result = fileio_read(cfg->health_file, HEALTH_MAX_BYTES, &text, &len);
 	if (result) {
 		fprintf(stderr, "sgprobe-agent health: cannot read %s: %s\n", cfg->health_file,
 		        strerror(-result));
 		return 1;
 	}
 	o = cJSON_ParseWithLength(text, len);
-	free(text);
+	fileio_free(text, len);
 	if (!o) {
 		fprintf(stderr, "sgprobe-agent health: %s is not JSON\n", cfg->health_file);
 		return 1;
@@ -409,14 +389,14 @@ static void load_cache(daemon_t *d)
 	d->cache_tried = true;
 	if (!d->cfg->plan_cache)
 		return;
-	result = read_file(d->cfg->plan_cache, PLAN_MAX_BODY, &text, &len);
+	result = fileio_read(d->cfg->plan_cache, PLAN_MAX_BODY, &text, &len);
 	if (result) {
 		log_warn(&d->lg, "no plan cache", LOG_STR("file", d->cfg->plan_cache),
 		         LOG_STR("error", strerror(-result)));
 		return;
 	}
 	p = decode_plan(d, text, len, d->cfg->plan_cache);
-	free(text);
+	fileio_free(text, len);
 	if (p)
 		install_plan(d, p, "cache");
 }

@@ -32,7 +32,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -41,10 +40,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cJSON.h>
 
+#include "sgprobe/fileio.h"
 #include "sgprobe/json.h"
 
 #define EXIT_FAIL  1
@@ -1717,65 +1716,16 @@ int importsg_diff(const matrix_t *a, const matrix_t *b, FILE *out)
  */
 static int read_file(const char *path, char **out, size_t *outlen, char *err, size_t errlen)
 {
-	size_t cap = 64 * 1024;
-	size_t len = 0;
-	char *buf;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int result = fileio_read(path, IMPORTSG_MAX_FILE_BYTES, out, outlen);
 
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-		return -1;
-	}
-	buf = malloc(cap);
-	if (!buf) {
-		close(fd);
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	for (;;) {
-		ssize_t r;
-
-		if (len == cap) {
-			char *nbuf;
-
-			if (cap > IMPORTSG_MAX_FILE_BYTES) {
-				snprintf(err, errlen, "%s: larger than the limit of %u bytes", path,
-				         IMPORTSG_MAX_FILE_BYTES);
-				goto fail;
-			}
-			nbuf = realloc(buf, cap * 2);
-			if (!nbuf) {
-				snprintf(err, errlen, "out of memory");
-				goto fail;
-			}
-			buf = nbuf;
-			cap *= 2;
-		}
-		r = read(fd, buf + len, cap - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-			goto fail;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	close(fd);
-	if (len > IMPORTSG_MAX_FILE_BYTES) {
+	if (result == -EFBIG)
 		snprintf(err, errlen, "%s: larger than the limit of %u bytes", path,
 		         IMPORTSG_MAX_FILE_BYTES);
-		free(buf);
-		return -1;
-	}
-	*out = buf;
-	*outlen = len;
-	return 0;
-fail:
-	close(fd);
-	free(buf);
-	return -1;
+	else if (result == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	else if (result)
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(-result));
+	return result ? -1 : 0;
 }
 
 static void import_usage(FILE *f)

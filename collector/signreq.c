@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sgprobe/fileio.h"
 #include "sgprobe/json.h"
 #include "sgprobe/sigv4.h"
 
@@ -130,60 +131,6 @@ static int check_args(const args_t *a)
 	return 0;
 }
 
-/*
- * Reads all of standard input, up to SIGNREQ_MAX_INPUT bytes, into a new buffer
- * (free()) with a NUL after the data. Returns 0, -EFBIG when there is more,
- * -ENOMEM, or a negative errno from read().
- */
-static int read_stdin(char **out, size_t *outlen)
-{
-	size_t cap = 4096;
-	size_t len = 0;
-	char *buf = malloc(cap);
-
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t r;
-
-		if (len + 1 == cap) {
-			char *nbuf;
-
-			if (cap > SIGNREQ_MAX_INPUT + 1) {
-				free(buf);
-				return -EFBIG;
-			}
-			nbuf = realloc(buf, cap * 2);
-			if (!nbuf) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nbuf;
-			cap *= 2;
-		}
-		r = read(STDIN_FILENO, buf + len, cap - 1 - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int e = errno;
-
-			free(buf);
-			return -e;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-		if (len > SIGNREQ_MAX_INPUT) {
-			free(buf);
-			return -EFBIG;
-		}
-	}
-	buf[len] = '\0';
-	*out = buf;
-	*outlen = len;
-	return 0;
-}
-
 /* The value of an environment variable, or NULL when it is unset or empty. */
 static const char *env(const char *name)
 {
@@ -203,7 +150,7 @@ int signreq_main(int argc, char **argv)
 	args_t a;
 	char *text = NULL;
 	char *sreq = NULL;
-	size_t len = 0;
+	size_t len = 0, sreq_len = 0;
 	int status = EXIT_USAGE;
 	int result;
 
@@ -236,7 +183,7 @@ int signreq_main(int argc, char **argv)
 		a.date = now;
 	}
 
-	result = read_stdin(&text, &len);
+	result = fileio_read_fd(STDIN_FILENO, SIGNREQ_MAX_INPUT, &text, &len);
 	if (result == -EFBIG) {
 		fprintf(stderr, PROG ": the request on standard input is larger than %u bytes\n",
 		        SIGNREQ_MAX_INPUT);
@@ -267,12 +214,12 @@ int signreq_main(int argc, char **argv)
 		fprintf(stderr, "canonical request:\n%s\n\nstring to sign:\n%s\n",
 		        sig.canonical_request, sig.string_to_sign);
 	status = EXIT_FAIL;
-	sreq = sigv4_sreq_format(&raw, &sig, cred.session_token, &len);
+	sreq = sigv4_sreq_format(&raw, &sig, cred.session_token, &sreq_len);
 	if (!sreq) {
 		fprintf(stderr, PROG ": out of memory\n");
 		goto out;
 	}
-	if (fwrite(sreq, 1, len, stdout) != len || fflush(stdout)) {
+	if (fwrite(sreq, 1, sreq_len, stdout) != sreq_len || fflush(stdout)) {
 		fprintf(stderr, PROG ": writing standard output: %s\n", strerror(errno));
 		goto out;
 	}
@@ -281,6 +228,6 @@ out:
 	free(sreq);
 	sigv4_signed_dispose(&sig);
 	sigv4_rawreq_dispose(&raw);
-	free(text);
+	fileio_free(text, len);
 	return status;
 }

@@ -13,16 +13,14 @@
  * (save extra spaces after the commas) is malformed.
  */
 #include "sgprobe/auth.h"
+#include "sgprobe/fileio.h"
 #include "sgprobe/json.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cJSON.h>
 #include <openssl/core_names.h>
@@ -137,86 +135,6 @@ static void wipe_tree(cJSON *item)
 	}
 }
 
-/*
- * Reads at most `limit` + 1 bytes of `path` into a new buffer with a NUL after
- * the data, so that an oversized file is seen as such without reading all of
- * it. Works on pipes too. The buffer may hold a secret: the caller frees it
- * with free_secret(*out, *outlen + 1). Returns 0 or a negative errno.
- */
-static int read_file(const char *path, size_t limit, char **out, size_t *outlen)
-{
-	struct stat st;
-	size_t cap = 4096;
-	size_t len = 0;
-	char *buf;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0)
-		cap = (size_t)st.st_size < limit ? (size_t)st.st_size + 2 : limit + 2;
-	buf = malloc(cap);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	for (;;) {
-		ssize_t r;
-
-		if (len + 1 >= cap) {
-			size_t ncap = cap * 2 > limit + 2 ? limit + 2 : cap * 2;
-			char *nbuf;
-
-			if (ncap <= cap)
-				break;
-			/* Not realloc(): the old buffer may hold a secret and must be wiped. */
-			nbuf = malloc(ncap);
-			if (!nbuf) {
-				free_secret(buf, cap);
-				close(fd);
-				return -ENOMEM;
-			}
-			memcpy(nbuf, buf, len);
-			free_secret(buf, cap);
-			buf = nbuf;
-			cap = ncap;
-		}
-		r = read(fd, buf + len, cap - 1 - len);
-		if (r < 0) {
-			int e = errno;
-
-			if (e == EINTR)
-				continue;
-			free_secret(buf, cap);
-			close(fd);
-			return -e;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-		if (len > limit)
-			break;
-	}
-	close(fd);
-	buf[len] = '\0';
-	/* The caller wipes len + 1 bytes: move the data to a buffer of exactly that size. */
-	if (cap != len + 1) {
-		char *exact = malloc(len + 1);
-
-		if (!exact) {
-			free_secret(buf, cap);
-			return -ENOMEM;
-		}
-		memcpy(exact, buf, len + 1);
-		free_secret(buf, cap);
-		buf = exact;
-	}
-	*out = buf;
-	*outlen = len;
-	return 0;
-}
-
 /* Joins `base_dir` and a relative `path` into a new string; an absolute path is copied. */
 static char *resolve_path(const char *base_dir, const char *path)
 {
@@ -251,18 +169,16 @@ static int read_secret_file(ctx_t *c, const char *file, const char *path, auth_k
 	full = resolve_path(c->base_dir, file);
 	if (!full)
 		return fail_oom(c);
-	result = read_file(full, AUTH_MAX_FILE_BYTES, &buf, &len);
+	result = fileio_read(full, AUTH_MAX_FILE_BYTES, &buf, &len);
 	free(full);
 	if (result == -ENOMEM)
 		return fail_oom(c);
+	if (result == -EFBIG)
+		return fail(c, "%s: '%s' is larger than the limit of %u bytes", path,
+		            json_quote(file, q, sizeof(q)), AUTH_MAX_FILE_BYTES);
 	if (result)
 		return fail(c, "%s: cannot read '%s': %s", path, json_quote(file, q, sizeof(q)),
 		            strerror(-result));
-	if (len > AUTH_MAX_FILE_BYTES) {
-		free_secret(buf, len + 1);
-		return fail(c, "%s: '%s' is larger than the limit of %u bytes", path,
-		            json_quote(file, q, sizeof(q)), AUTH_MAX_FILE_BYTES);
-	}
 	n = len;
 	if (n > 0 && buf[n - 1] == '\n') {
 		n--;
@@ -270,7 +186,7 @@ static int read_secret_file(ctx_t *c, const char *file, const char *path, auth_k
 			n--;
 	}
 	if (n == 0) {
-		free_secret(buf, len + 1);
+		fileio_free(buf, len);
 		return fail(c, "%s: '%s' holds an empty secret", path,
 		            json_quote(file, q, sizeof(q)));
 	}
@@ -547,14 +463,14 @@ auth_keys_t *auth_keys_load(const char *path, char *err, size_t errlen)
 		fail(&c, "no path");
 		return NULL;
 	}
-	result = read_file(path, AUTH_MAX_FILE_BYTES, &text, &len);
+	result = fileio_read(path, AUTH_MAX_FILE_BYTES, &text, &len);
+	if (result == -EFBIG) {
+		fail(&c, "larger than the limit of %u bytes", AUTH_MAX_FILE_BYTES);
+		return NULL;
+	}
 	if (result) {
 		fail(&c, "cannot read: %s", strerror(-result));
 		return NULL;
-	}
-	if (len > AUTH_MAX_FILE_BYTES) {
-		fail(&c, "larger than the limit of %u bytes", AUTH_MAX_FILE_BYTES);
-		goto out;
 	}
 	/* Secret files are relative to the keys file's folder. */
 	slash = strrchr(path, '/');
@@ -571,7 +487,7 @@ auth_keys_t *auth_keys_load(const char *path, char *err, size_t errlen)
 	keys = parse_with(&c, text, len);
 out:
 	free(dir);
-	free_secret(text, len + 1);
+	fileio_free(text, len);
 	return keys;
 }
 

@@ -7,19 +7,17 @@
  * cJSON keeps duplicate keys in an object, so every object is also checked
  * for them: a second "ports" must not silently replace the first.
  */
+#include "sgprobe/fileio.h"
 #include "sgprobe/json.h"
 #include "sgprobe/matrix.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cJSON.h>
 
@@ -718,91 +716,27 @@ matrix_t *matrix_parse(const char *text, size_t len, char *err, size_t errlen)
 	return parse_with(&c, text, len);
 }
 
-/*
- * Reads at most MATRIX_MAX_FILE_BYTES + 1 bytes of `fd` into a new
- * NUL-terminated buffer, so that an oversized file is seen as such without
- * reading all of it. Works on pipes too. Returns 0 or a negative errno.
- */
-static int read_all(int fd, char **out, size_t *outlen)
-{
-	const size_t limit = (size_t)MATRIX_MAX_FILE_BYTES + 1;
-	struct stat st;
-	size_t cap = 64 * 1024;
-	size_t len = 0;
-	char *buf;
-
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0)
-		cap = (size_t)st.st_size < limit ? (size_t)st.st_size + 1 : limit + 1;
-	buf = malloc(cap);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t r;
-
-		if (len + 1 >= cap) {
-			size_t ncap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
-			char *nbuf;
-
-			if (ncap <= cap)
-				break;
-			nbuf = realloc(buf, ncap);
-			if (!nbuf) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nbuf;
-			cap = ncap;
-		}
-		r = read(fd, buf + len, cap - 1 - len);
-		if (r < 0) {
-			int e = errno;
-
-			if (e == EINTR)
-				continue;
-			free(buf);
-			return -e;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-		if (len >= limit)
-			break;
-	}
-	buf[len] = '\0';
-	*out = buf;
-	*outlen = len;
-	return 0;
-}
-
 matrix_t *matrix_load(const char *path, char *err, size_t errlen)
 {
 	ctx_t c = {err, errlen, path};
 	matrix_t *m;
 	char *text = NULL;
 	size_t len = 0;
-	int fd;
 	int result;
 
 	if (err && errlen > 0)
 		err[0] = '\0';
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		fail(&c, "cannot read: %s", strerror(errno));
+	result = fileio_read(path, MATRIX_MAX_FILE_BYTES, &text, &len);
+	if (result == -EFBIG) {
+		fail(&c, "larger than the limit of %u bytes", MATRIX_MAX_FILE_BYTES);
 		return NULL;
 	}
-	result = read_all(fd, &text, &len);
-	close(fd);
 	if (result) {
 		fail(&c, "cannot read: %s", strerror(-result));
 		return NULL;
 	}
-	if (len > MATRIX_MAX_FILE_BYTES) {
-		fail(&c, "larger than the limit of %u bytes", MATRIX_MAX_FILE_BYTES);
-		free(text);
-		return NULL;
-	}
 	m = parse_with(&c, text, len);
-	free(text);
+	fileio_free(text, len);
 	return m;
 }
 
