@@ -17,7 +17,6 @@
 #include "sgprobe/json.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,50 +42,16 @@
 /* A SHA-256 or HMAC-SHA256 output, in bytes. */
 #define DIGEST_LEN 32
 
-/* The validation context: where the error goes and what it is prefixed with. */
-typedef struct {
-	char *err;
-	size_t errlen;
-	const char *file;     /* the path given to auth_keys_load(); NULL for auth_keys_parse() */
-	const char *base_dir; /* where relative secret files are; NULL for the working dir */
-} ctx_t;
-
 /*
- * Writes an error naming a field, prefixed with the file name when there is
- * one. No caller ever passes a secret. Returns -EINVAL.
+ * The validation context: where the error goes, prefixed with the path given to
+ * auth_keys_load() (NULL for auth_keys_parse(): a message about the whole
+ * document then reads `keys file: ...`), and where relative secret files are
+ * (NULL for the working directory). No caller ever passes a secret.
  */
-static int fail(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(ctx_t *c, const char *fmt, ...)
-{
-	char msg[AUTH_ERR_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (c->err && c->errlen > 0) {
-		if (c->file)
-			snprintf(c->err, c->errlen, "%s: %s", c->file, msg);
-		else
-			snprintf(c->err, c->errlen, "%s", msg);
-	}
-	return -EINVAL;
-}
-
-/* An error about the whole document: `keys file: ...`, or `<path>: ...` from auth_keys_load(). */
-static int fail_doc(ctx_t *c, const char *msg)
-{
-	if (c->file)
-		return fail(c, "%s", msg);
-	return fail(c, "keys file: %s", msg);
-}
-
-static int fail_oom(ctx_t *c)
-{
-	fail_doc(c, "out of memory");
-	return -ENOMEM;
-}
+typedef struct {
+	json_ctx_t j;
+	const char *base_dir;
+} ctx_t;
 
 /* True for a character allowed in a key id or a role name. */
 static bool name_char(char ch)
@@ -168,17 +133,17 @@ static int read_secret_file(ctx_t *c, const char *file, const char *path, auth_k
 
 	full = resolve_path(c->base_dir, file);
 	if (!full)
-		return fail_oom(c);
+		return json_fail_oom(&c->j);
 	result = fileio_read(full, AUTH_MAX_FILE_BYTES, &buf, &len);
 	free(full);
 	if (result == -ENOMEM)
-		return fail_oom(c);
+		return json_fail_oom(&c->j);
 	if (result == -EFBIG)
-		return fail(c, "%s: '%s' is larger than the limit of %u bytes", path,
-		            json_quote(file, q, sizeof(q)), AUTH_MAX_FILE_BYTES);
+		return json_fail(&c->j, "%s: '%s' is larger than the limit of %u bytes", path,
+		                 json_quote(file, q, sizeof(q)), AUTH_MAX_FILE_BYTES);
 	if (result)
-		return fail(c, "%s: cannot read '%s': %s", path, json_quote(file, q, sizeof(q)),
-		            strerror(-result));
+		return json_fail(&c->j, "%s: cannot read '%s': %s", path,
+		                 json_quote(file, q, sizeof(q)), strerror(-result));
 	n = len;
 	if (n > 0 && buf[n - 1] == '\n') {
 		n--;
@@ -187,8 +152,8 @@ static int read_secret_file(ctx_t *c, const char *file, const char *path, auth_k
 	}
 	if (n == 0) {
 		fileio_free(buf, len);
-		return fail(c, "%s: '%s' holds an empty secret", path,
-		            json_quote(file, q, sizeof(q)));
+		return json_fail(&c->j, "%s: '%s' holds an empty secret", path,
+		                 json_quote(file, q, sizeof(q)));
 	}
 	/* The buffer becomes the secret; only its length shrinks (wiped in full later). */
 	OPENSSL_cleanse(buf + n, len + 1 - n);
@@ -203,11 +168,11 @@ static int copy_secret(ctx_t *c, const cJSON *item, const char *path, auth_key_t
 	size_t len;
 
 	if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0])
-		return fail(c, "%s: must be a non-empty string", path);
+		return json_fail(&c->j, "%s: must be a non-empty string", path);
 	len = strlen(item->valuestring);
 	key->secret = malloc(len + 1);
 	if (!key->secret)
-		return fail_oom(c);
+		return json_fail_oom(&c->j);
 	memcpy(key->secret, item->valuestring, len + 1);
 	key->secret_len = len;
 	return 0;
@@ -223,13 +188,13 @@ static int parse_roles(ctx_t *c, const cJSON *item, const char *path, auth_key_t
 	int n;
 
 	if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) == 0)
-		return fail(c, "%s: must be a non-empty array of role names", path);
+		return json_fail(&c->j, "%s: must be a non-empty array of role names", path);
 	n = cJSON_GetArraySize(item);
 	if (n > MAX_ROLES_PER_KEY)
-		return fail(c, "%s: more than %d roles", path, MAX_ROLES_PER_KEY);
+		return json_fail(&c->j, "%s: more than %d roles", path, MAX_ROLES_PER_KEY);
 	key->roles = calloc((size_t)n, sizeof(*key->roles));
 	if (!key->roles)
-		return fail_oom(c);
+		return json_fail_oom(&c->j);
 	i = 0;
 	cJSON_ArrayForEach(el, item)
 	{
@@ -238,19 +203,20 @@ static int parse_roles(ctx_t *c, const cJSON *item, const char *path, auth_key_t
 		json_pathf(p, sizeof(p), "%s[%zu]", path, i);
 		if (!cJSON_IsString(el) || !el->valuestring ||
 		    !valid_name(el->valuestring, strlen(el->valuestring)))
-			return fail(c,
-			            "%s: must be a role name (at most %d of A-Z, a-z, 0-9, '.', "
-			            "'_', '-')",
-			            p, NAME_MAX_LEN);
+			return json_fail(
+			    &c->j,
+			    "%s: must be a role name (at most %d of A-Z, a-z, 0-9, '.', "
+			    "'_', '-')",
+			    p, NAME_MAX_LEN);
 		s = el->valuestring;
 		for (j = 0; j < i; j++) {
 			if (strcmp(key->roles[j], s) == 0)
-				return fail(c, "%s: duplicate role '%s'", p,
-				            json_quote(s, q, sizeof(q)));
+				return json_fail(&c->j, "%s: duplicate role '%s'", p,
+				                 json_quote(s, q, sizeof(q)));
 		}
 		key->roles[i] = strdup(s);
 		if (!key->roles[i])
-			return fail_oom(c);
+			return json_fail_oom(&c->j);
 		key->n_roles = ++i;
 	}
 	return 0;
@@ -287,9 +253,10 @@ static int check_keys(ctx_t *c, const cJSON *obj, const char *path, const char *
 		}
 		json_quote(name, q, sizeof(q));
 		if (k == n_keys)
-			return fail(c, "%s%s%s: unknown key", path, path[0] ? "." : "", q);
+			return json_fail(&c->j, "%s%s%s: unknown key", path, path[0] ? "." : "", q);
 		if (*seen & (1u << k))
-			return fail(c, "%s%s%s: duplicate key", path, path[0] ? "." : "", q);
+			return json_fail(&c->j, "%s%s%s: duplicate key", path, path[0] ? "." : "",
+			                 q);
 		*seen |= 1u << k;
 	}
 	return 0;
@@ -307,7 +274,7 @@ static int parse_key(ctx_t *c, const cJSON *obj, const char *base, const auth_ke
 	int result;
 
 	if (!cJSON_IsObject(obj))
-		return fail(c, "%s: must be an object", base);
+		return json_fail(&c->j, "%s: must be an object", base);
 	result = check_keys(c, obj, base, key_keys, KEY_N_KEYS, &seen);
 	if (result)
 		return result;
@@ -315,23 +282,23 @@ static int parse_key(ctx_t *c, const cJSON *obj, const char *base, const auth_ke
 	json_pathf(p, sizeof(p), "%s.id", base);
 	item = cJSON_GetObjectItemCaseSensitive(obj, "id");
 	if (!item)
-		return fail(c, "%s: required", p);
+		return json_fail(&c->j, "%s: required", p);
 	if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0])
-		return fail(c, "%s: must be a non-empty string", p);
+		return json_fail(&c->j, "%s: must be a non-empty string", p);
 	if (!valid_name(item->valuestring, strlen(item->valuestring)))
-		return fail(c, "%s: must be at most %d of A-Z, a-z, 0-9, '.', '_', '-'", p,
-		            NAME_MAX_LEN);
+		return json_fail(&c->j, "%s: must be at most %d of A-Z, a-z, 0-9, '.', '_', '-'", p,
+		                 NAME_MAX_LEN);
 	for (i = 0; i < done->n_keys; i++) {
 		if (strcmp(done->keys[i].id, item->valuestring) == 0)
-			return fail(c, "%s: duplicate key id '%s'", p,
-			            json_quote(item->valuestring, q, sizeof(q)));
+			return json_fail(&c->j, "%s: duplicate key id '%s'", p,
+			                 json_quote(item->valuestring, q, sizeof(q)));
 	}
 	key->id = strdup(item->valuestring);
 	if (!key->id)
-		return fail_oom(c);
+		return json_fail_oom(&c->j);
 
 	if ((seen & (1u << KEY_SECRET)) && (seen & (1u << KEY_SECRET_FILE)))
-		return fail(c, "%s: secret and secret_file exclude each other", base);
+		return json_fail(&c->j, "%s: secret and secret_file exclude each other", base);
 	if (seen & (1u << KEY_SECRET)) {
 		json_pathf(p, sizeof(p), "%s.secret", base);
 		result = copy_secret(c, cJSON_GetObjectItemCaseSensitive(obj, "secret"), p, key);
@@ -339,10 +306,10 @@ static int parse_key(ctx_t *c, const cJSON *obj, const char *base, const auth_ke
 		json_pathf(p, sizeof(p), "%s.secret_file", base);
 		item = cJSON_GetObjectItemCaseSensitive(obj, "secret_file");
 		if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0])
-			return fail(c, "%s: must be a non-empty string (a path)", p);
+			return json_fail(&c->j, "%s: must be a non-empty string (a path)", p);
 		result = read_secret_file(c, item->valuestring, p, key);
 	} else {
-		return fail(c, "%s: one of secret and secret_file is required", base);
+		return json_fail(&c->j, "%s: one of secret and secret_file is required", base);
 	}
 	if (result)
 		return result;
@@ -350,7 +317,7 @@ static int parse_key(ctx_t *c, const cJSON *obj, const char *base, const auth_ke
 	json_pathf(p, sizeof(p), "%s.roles", base);
 	item = cJSON_GetObjectItemCaseSensitive(obj, "roles");
 	if (!item)
-		return fail(c, "%s: required", p);
+		return json_fail(&c->j, "%s: required", p);
 	return parse_roles(c, item, p, key);
 }
 
@@ -364,21 +331,21 @@ static int parse_doc(ctx_t *c, const cJSON *root, auth_keys_t *keys)
 	int result;
 
 	if (!cJSON_IsObject(root))
-		return fail_doc(c, "must be a JSON object");
+		return json_fail_doc(&c->j, "must be a JSON object");
 	result = check_keys(c, root, "", top_keys, TOP_N_KEYS, &seen);
 	if (result)
 		return result;
 	arr = cJSON_GetObjectItemCaseSensitive(root, "keys");
 	if (!arr)
-		return fail(c, "keys: required");
+		return json_fail(&c->j, "keys: required");
 	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
-		return fail(c, "keys: must be a non-empty array of keys");
+		return json_fail(&c->j, "keys: must be a non-empty array of keys");
 	n = cJSON_GetArraySize(arr);
 	if (n > AUTH_MAX_KEYS)
-		return fail(c, "keys: more than %d keys", AUTH_MAX_KEYS);
+		return json_fail(&c->j, "keys: more than %d keys", AUTH_MAX_KEYS);
 	keys->keys = calloc((size_t)n, sizeof(*keys->keys));
 	if (!keys->keys)
-		return fail_oom(c);
+		return json_fail_oom(&c->j);
 	cJSON_ArrayForEach(item, arr)
 	{
 		auth_key_t *key = &keys->keys[keys->n_keys];
@@ -405,7 +372,7 @@ static auth_keys_t *parse_with(ctx_t *c, const char *text, size_t len)
 
 		json_pathf(msg, sizeof(msg), "%zu bytes exceeds the limit of %u", len,
 		           AUTH_MAX_FILE_BYTES);
-		fail_doc(c, msg);
+		json_fail_doc(&c->j, msg);
 		return NULL;
 	}
 	root = json_parse(text ? text : "", text ? len : 0, &line, &result);
@@ -413,16 +380,16 @@ static auth_keys_t *parse_with(ctx_t *c, const char *text, size_t len)
 		char msg[AUTH_ERR_MAX];
 
 		if (result == -ENOMEM) {
-			fail_oom(c);
+			json_fail_oom(&c->j);
 			return NULL;
 		}
 		json_pathf(msg, sizeof(msg), "invalid JSON near line %u", line);
-		fail_doc(c, msg);
+		json_fail_doc(&c->j, msg);
 		return NULL;
 	}
 	keys = calloc(1, sizeof(*keys));
 	if (!keys) {
-		fail_oom(c);
+		json_fail_oom(&c->j);
 		goto out;
 	}
 	result = parse_doc(c, root, keys);
@@ -439,7 +406,7 @@ out:
 auth_keys_t *auth_keys_parse(const char *text, size_t len, const char *base_dir, char *err,
                              size_t errlen)
 {
-	ctx_t c = {err, errlen, NULL, base_dir};
+	ctx_t c = {{err, errlen, NULL, "keys file"}, base_dir};
 
 	if (err && errlen > 0)
 		err[0] = '\0';
@@ -448,7 +415,7 @@ auth_keys_t *auth_keys_parse(const char *text, size_t len, const char *base_dir,
 
 auth_keys_t *auth_keys_load(const char *path, char *err, size_t errlen)
 {
-	ctx_t c = {err, errlen, path, NULL};
+	ctx_t c = {{err, errlen, path, "keys file"}, NULL};
 	auth_keys_t *keys = NULL;
 	const char *slash;
 	char *dir = NULL;
@@ -459,17 +426,16 @@ auth_keys_t *auth_keys_load(const char *path, char *err, size_t errlen)
 	if (err && errlen > 0)
 		err[0] = '\0';
 	if (!path) {
-		c.file = "keys file";
-		fail(&c, "no path");
+		json_fail_doc(&c.j, "no path");
 		return NULL;
 	}
 	result = fileio_read(path, AUTH_MAX_FILE_BYTES, &text, &len);
 	if (result == -EFBIG) {
-		fail(&c, "larger than the limit of %u bytes", AUTH_MAX_FILE_BYTES);
+		json_fail(&c.j, "larger than the limit of %u bytes", AUTH_MAX_FILE_BYTES);
 		return NULL;
 	}
 	if (result) {
-		fail(&c, "cannot read: %s", strerror(-result));
+		json_fail(&c.j, "cannot read: %s", strerror(-result));
 		return NULL;
 	}
 	/* Secret files are relative to the keys file's folder. */
@@ -479,7 +445,7 @@ auth_keys_t *auth_keys_load(const char *path, char *err, size_t errlen)
 
 		dir = strndup(path, n);
 		if (!dir) {
-			fail_oom(&c);
+			json_fail_oom(&c.j);
 			goto out;
 		}
 	}

@@ -357,7 +357,7 @@ static void wipe_tree(cJSON *root)
 int aws_creds_parse(const char *json, size_t len, bool imds, aws_credentials_t *out, char *err,
                     size_t errlen)
 {
-	json_ctx_t ctx = {err, errlen};
+	json_ctx_t ctx = {err, errlen, NULL, NULL};
 	aws_credentials_t cr = {0};
 	unsigned line = 0;
 	cJSON *root;

@@ -79,19 +79,31 @@ void json_pathf(char *out, size_t outlen, const char *fmt, ...)
 
 int json_fail(json_ctx_t *c, const char *fmt, ...)
 {
+	char msg[1024];
 	va_list ap;
 
-	if (c->err && c->errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(c->err, c->errlen, fmt, ap);
-		va_end(ap);
-	}
+	if (!c->err || c->errlen == 0)
+		return -EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (c->file)
+		snprintf(c->err, c->errlen, "%s: %s", c->file, msg);
+	else
+		snprintf(c->err, c->errlen, "%s", msg);
 	return -EINVAL;
+}
+
+int json_fail_doc(json_ctx_t *c, const char *msg)
+{
+	if (!c->file && c->doc)
+		return json_fail(c, "%s: %s", c->doc, msg);
+	return json_fail(c, "%s", msg);
 }
 
 int json_fail_oom(json_ctx_t *c)
 {
-	json_fail(c, "out of memory");
+	json_fail_doc(c, "out of memory");
 	return -ENOMEM;
 }
 

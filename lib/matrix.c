@@ -14,7 +14,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,53 +31,12 @@
 #define MAX_INTERVAL_S 86400
 #define MAX_TIMEOUT_MS 60000
 
-/* The validation context: where the error goes and what it is prefixed with. */
-typedef struct {
-	char *err;
-	size_t errlen;
-	const char *file; /* the path given to matrix_load(); NULL for matrix_parse() */
-} ctx_t;
-
 /*
- * Writes an error about a key path (the message names the path itself), prefixed
- * with the file name when there is one. Returns -EINVAL so that callers can
- * `return fail(...)`.
+ * The validation context: where the error goes, prefixed with the path given to
+ * matrix_load() (NULL for matrix_parse()); a message about the whole document
+ * without a file reads `matrix: ...`.
  */
-static int fail(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(ctx_t *c, const char *fmt, ...)
-{
-	char msg[MATRIX_ERR_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (c->err && c->errlen > 0) {
-		if (c->file)
-			snprintf(c->err, c->errlen, "%s: %s", c->file, msg);
-		else
-			snprintf(c->err, c->errlen, "%s", msg);
-	}
-	return -EINVAL;
-}
-
-/*
- * Writes an error about the whole document: `matrix: ...` from matrix_parse(),
- * `<path>: ...` from matrix_load().
- */
-static int fail_doc(ctx_t *c, const char *msg)
-{
-	if (c->file)
-		return fail(c, "%s", msg);
-	return fail(c, "matrix: %s", msg);
-}
-
-static int fail_oom(ctx_t *c)
-{
-	fail_doc(c, "out of memory");
-	return -ENOMEM;
-}
+typedef json_ctx_t ctx_t;
 
 /* Joins a key path and a key: `probe` + `ports` = `probe.ports`; "" + `name` = `name`. */
 static void join(char *out, size_t outlen, const char *path, const char *key)
@@ -125,14 +83,14 @@ static int check_keys(ctx_t *c, const cJSON *obj, const char *path, const char *
 		}
 		if (k == n_keys) {
 			if (rule_style)
-				return fail(c, "%s: unknown key '%s'", path,
-				            json_quote(key, q, sizeof(q)));
+				return json_fail(c, "%s: unknown key '%s'", path,
+				                 json_quote(key, q, sizeof(q)));
 			join(p, sizeof(p), path, key);
-			return fail(c, "%s: unknown key", p);
+			return json_fail(c, "%s: unknown key", p);
 		}
 		if (*seen & (1u << k)) {
 			join(p, sizeof(p), path, key);
-			return fail(c, "%s: duplicate key", p);
+			return json_fail(c, "%s: duplicate key", p);
 		}
 		*seen |= 1u << k;
 	}
@@ -149,7 +107,7 @@ static int check_required(ctx_t *c, const char *path, const char *const *keys, s
 	for (k = 0; k < n_keys; k++) {
 		if ((required & (1u << k)) && !(seen & (1u << k))) {
 			join(p, sizeof(p), path, keys[k]);
-			return fail(c, "%s: required", p);
+			return json_fail(c, "%s: required", p);
 		}
 	}
 	return 0;
@@ -158,7 +116,7 @@ static int check_required(ctx_t *c, const char *path, const char *const *keys, s
 static int parse_bool(ctx_t *c, const cJSON *item, const char *path, bool *out)
 {
 	if (!cJSON_IsBool(item))
-		return fail(c, "%s: must be true or false", path);
+		return json_fail(c, "%s: must be true or false", path);
 	*out = cJSON_IsTrue(item);
 	return 0;
 }
@@ -173,12 +131,12 @@ static int parse_uint(ctx_t *c, const cJSON *item, const char *path, unsigned lo
 	double d;
 
 	if (!cJSON_IsNumber(item) || !is_integral(item->valuedouble) || item->valuedouble < lo)
-		return fail(c, "%s: %s", path, msg);
+		return json_fail(c, "%s: %s", path, msg);
 	d = item->valuedouble;
 	if (d > hi) {
 		if (msg_has_hi)
-			return fail(c, "%s: %s", path, msg);
-		return fail(c, "%s: must be at most %u", path, hi);
+			return json_fail(c, "%s: %s", path, msg);
+		return json_fail(c, "%s: must be at most %u", path, hi);
 	}
 	*out = (unsigned)d;
 	return 0;
@@ -224,30 +182,31 @@ static int parse_ports(ctx_t *c, const cJSON *item, const char *path, bool non_e
 	int i = 0;
 
 	if (!cJSON_IsArray(item))
-		return fail(c, "%s: %s", path, shape);
+		return json_fail(c, "%s: %s", path, shape);
 	n = cJSON_GetArraySize(item);
 	if (n == 0) {
 		if (non_empty)
-			return fail(c, "%s: %s", path, shape);
+			return json_fail(c, "%s: %s", path, shape);
 		out->v = NULL;
 		out->n = 0;
 		return 0;
 	}
 	if (n > MATRIX_MAX_PORTS)
-		return fail(c, "%s: more than %d ports", path, MATRIX_MAX_PORTS);
+		return json_fail(c, "%s: more than %d ports", path, MATRIX_MAX_PORTS);
 	v = calloc((size_t)n, sizeof(*v));
 	if (!v)
-		return fail_oom(c);
+		return json_fail_oom(c);
 	cJSON_ArrayForEach(el, item)
 	{
 		json_pathf(p, sizeof(p), "%s[%d]", path, i);
 		if (!cJSON_IsNumber(el) || !is_integral(el->valuedouble)) {
 			free(v);
-			return fail(c, "%s: must be an integer in 1-65535", p);
+			return json_fail(c, "%s: must be an integer in 1-65535", p);
 		}
 		if (el->valuedouble < 1 || el->valuedouble > 65535) {
 			free(v);
-			return fail(c, "%s: port %.15g out of range 1-65535", p, el->valuedouble);
+			return json_fail(c, "%s: port %.15g out of range 1-65535", p,
+			                 el->valuedouble);
 		}
 		v[i++] = (uint16_t)el->valuedouble;
 	}
@@ -279,13 +238,13 @@ static int check_role_name(ctx_t *c, const char *name)
 	size_t i;
 
 	if (len == 0)
-		return fail(c, "roles: empty role name");
+		return json_fail(c, "roles: empty role name");
 	if (len > MATRIX_MAX_NAME)
-		return fail(c, "roles: role name '%s' is longer than %d characters",
-		            json_quote(name, q, sizeof(q)), MATRIX_MAX_NAME);
+		return json_fail(c, "roles: role name '%s' is longer than %d characters",
+		                 json_quote(name, q, sizeof(q)), MATRIX_MAX_NAME);
 	for (i = 0; i < len; i++) {
 		if (!name_char(name[i]))
-			return fail(
+			return json_fail(
 			    c,
 			    "roles: role name '%s' may only contain A-Z, a-z, 0-9, '.', '_' "
 			    "and '-'",
@@ -303,13 +262,13 @@ static int parse_endpoints(ctx_t *c, const cJSON *item, const char *path, matrix
 	int n;
 
 	if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) == 0)
-		return fail(c, "%s: must be a non-empty array of strings", path);
+		return json_fail(c, "%s: must be a non-empty array of strings", path);
 	n = cJSON_GetArraySize(item);
 	if (n > MATRIX_MAX_ENDPOINTS)
-		return fail(c, "%s: more than %d endpoints", path, MATRIX_MAX_ENDPOINTS);
+		return json_fail(c, "%s: more than %d endpoints", path, MATRIX_MAX_ENDPOINTS);
 	role->endpoints = calloc((size_t)n, sizeof(*role->endpoints));
 	if (!role->endpoints)
-		return fail_oom(c);
+		return json_fail_oom(c);
 	i = 0;
 	cJSON_ArrayForEach(el, item)
 	{
@@ -318,14 +277,14 @@ static int parse_endpoints(ctx_t *c, const cJSON *item, const char *path, matrix
 
 		json_pathf(p, sizeof(p), "%s[%zu]", path, i);
 		if (!cJSON_IsString(el) || !el->valuestring || !el->valuestring[0])
-			return fail(c, "%s: must be a non-empty string", p);
+			return json_fail(c, "%s: must be a non-empty string", p);
 		s = el->valuestring;
 		len = strlen(s);
 		if (len > MATRIX_MAX_NAME)
-			return fail(c, "%s: longer than %d characters", p, MATRIX_MAX_NAME);
+			return json_fail(c, "%s: longer than %d characters", p, MATRIX_MAX_NAME);
 		for (j = 0; j < len; j++) {
 			if (!endpoint_char(s[j]))
-				return fail(
+				return json_fail(
 				    c,
 				    "%s: must be a DNS name or an IP address (A-Z, a-z, 0-9, "
 				    "'.', '_', '-', ':', '%%')",
@@ -333,11 +292,11 @@ static int parse_endpoints(ctx_t *c, const cJSON *item, const char *path, matrix
 		}
 		for (j = 0; j < i; j++) {
 			if (strcmp(role->endpoints[j], s) == 0)
-				return fail(c, "%s: duplicate endpoint '%s'", p, s);
+				return json_fail(c, "%s: duplicate endpoint '%s'", p, s);
 		}
 		role->endpoints[i] = strdup(s);
 		if (!role->endpoints[i])
-			return fail_oom(c);
+			return json_fail_oom(c);
 		role->n_endpoints = ++i;
 	}
 	return 0;
@@ -370,7 +329,7 @@ static int parse_role(ctx_t *c, const cJSON *obj, matrix_role_t *role)
 
 	json_pathf(base, sizeof(base), "roles.%s", role->name);
 	if (!cJSON_IsObject(obj))
-		return fail(c, "%s: must be an object", base);
+		return json_fail(c, "%s: must be an object", base);
 	result = check_keys(c, obj, base, role_keys, ROLE_N_KEYS, false, &seen);
 	if (result)
 		return result;
@@ -403,8 +362,8 @@ static int parse_role(ctx_t *c, const cJSON *obj, matrix_role_t *role)
 		/* A TLS port the role does not serve would never be probed. */
 		for (size_t i = 0; i < role->tls_ports.n; i++) {
 			if (!matrix_ports_has(&role->ports, role->tls_ports.v[i]))
-				return fail(c, "%s: port %u is not in %s.ports", p,
-				            (unsigned)role->tls_ports.v[i], base);
+				return json_fail(c, "%s: port %u is not in %s.ports", p,
+				                 (unsigned)role->tls_ports.v[i], base);
 		}
 	}
 	item = cJSON_GetObjectItemCaseSensitive(obj, "silent");
@@ -443,7 +402,7 @@ static int parse_probe(ctx_t *c, const cJSON *obj, matrix_t *m)
 	int result;
 
 	if (!cJSON_IsObject(obj))
-		return fail(c, "probe: must be an object");
+		return json_fail(c, "probe: must be an object");
 	result = check_keys(c, obj, "probe", probe_keys, PROBE_N_KEYS, false, &seen);
 	if (result)
 		return result;
@@ -478,15 +437,15 @@ static int parse_roles(ctx_t *c, const cJSON *obj, matrix_t *m)
 	int result;
 
 	if (!cJSON_IsObject(obj))
-		return fail(c, "roles: must be an object");
+		return json_fail(c, "roles: must be an object");
 	n = cJSON_GetArraySize(obj);
 	if (n == 0)
-		return fail(c, "roles: must name at least one role");
+		return json_fail(c, "roles: must name at least one role");
 	if (n > MATRIX_MAX_ROLES)
-		return fail(c, "roles: more than %d roles", MATRIX_MAX_ROLES);
+		return json_fail(c, "roles: more than %d roles", MATRIX_MAX_ROLES);
 	m->roles = calloc((size_t)n, sizeof(*m->roles));
 	if (!m->roles)
-		return fail_oom(c);
+		return json_fail_oom(c);
 	cJSON_ArrayForEach(item, obj)
 	{
 		const char *name = item->string ? item->string : "";
@@ -497,12 +456,12 @@ static int parse_roles(ctx_t *c, const cJSON *obj, matrix_t *m)
 			return result;
 		for (i = 0; i < m->n_roles; i++) {
 			if (strcmp(m->roles[i].name, name) == 0)
-				return fail(c, "roles: duplicate role '%s'", name);
+				return json_fail(c, "roles: duplicate role '%s'", name);
 		}
 		role = &m->roles[m->n_roles];
 		role->name = strdup(name);
 		if (!role->name)
-			return fail_oom(c);
+			return json_fail_oom(c);
 		m->n_roles++;
 		result = parse_role(c, item, role);
 		if (result)
@@ -534,13 +493,13 @@ static int parse_rule_role(ctx_t *c, const role_ref_t *index, size_t n_roles, co
 	const role_ref_t *found;
 
 	if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0])
-		return fail(c, "%s: must be a role name", path);
+		return json_fail(c, "%s: must be a role name", path);
 	key.name = item->valuestring;
 	key.idx = 0;
 	found = bsearch(&key, index, n_roles, sizeof(*index), cmp_role_ref);
 	if (!found)
-		return fail(c, "%s: unknown role '%s'", path,
-		            json_quote(item->valuestring, q, sizeof(q)));
+		return json_fail(c, "%s: unknown role '%s'", path,
+		                 json_quote(item->valuestring, q, sizeof(q)));
 	*out = found->idx;
 	return 0;
 }
@@ -557,16 +516,16 @@ static int parse_rules(ctx_t *c, const cJSON *arr, matrix_t *m)
 	int result = 0;
 
 	if (!cJSON_IsArray(arr))
-		return fail(c, "allow: must be an array of rules");
+		return json_fail(c, "allow: must be an array of rules");
 	n = cJSON_GetArraySize(arr);
 	if (n > MATRIX_MAX_RULES)
-		return fail(c, "allow: more than %d rules", MATRIX_MAX_RULES);
+		return json_fail(c, "allow: more than %d rules", MATRIX_MAX_RULES);
 	if (n == 0)
 		return 0;
 	m->rules = calloc((size_t)n, sizeof(*m->rules));
 	index = calloc(m->n_roles, sizeof(*index));
 	if (!m->rules || !index) {
-		result = fail_oom(c);
+		result = json_fail_oom(c);
 		goto out;
 	}
 	for (size_t i = 0; i < m->n_roles; i++) {
@@ -580,7 +539,7 @@ static int parse_rules(ctx_t *c, const cJSON *arr, matrix_t *m)
 
 		json_pathf(base, sizeof(base), "allow[%zu]", m->n_rules);
 		if (!cJSON_IsObject(item)) {
-			result = fail(c, "%s: must be an object", base);
+			result = json_fail(c, "%s: must be an object", base);
 			goto out;
 		}
 		result = check_keys(c, item, base, rule_keys, RULE_N_KEYS, true, &seen);
@@ -626,7 +585,7 @@ static int parse_matrix(ctx_t *c, const cJSON *root, matrix_t *m)
 	int result;
 
 	if (!cJSON_IsObject(root))
-		return fail_doc(c, "must be a JSON object");
+		return json_fail_doc(c, "must be a JSON object");
 	result = check_keys(c, root, "", top_keys, TOP_N_KEYS, false, &seen);
 	if (result)
 		return result;
@@ -636,20 +595,21 @@ static int parse_matrix(ctx_t *c, const cJSON *root, matrix_t *m)
 
 	item = cJSON_GetObjectItemCaseSensitive(root, "version");
 	if (!cJSON_IsNumber(item) || !is_integral(item->valuedouble))
-		return fail(c, "version: must be an integer");
+		return json_fail(c, "version: must be an integer");
 	if (item->valuedouble != 1)
-		return fail(c, "version: unsupported version %.15g (this program reads version 1)",
-		            item->valuedouble);
+		return json_fail(
+		    c, "version: unsupported version %.15g (this program reads version 1)",
+		    item->valuedouble);
 	m->version = 1;
 
 	item = cJSON_GetObjectItemCaseSensitive(root, "name");
 	if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0])
-		return fail(c, "name: must be a non-empty string");
+		return json_fail(c, "name: must be a non-empty string");
 	if (strlen(item->valuestring) > MATRIX_MAX_NAME)
-		return fail(c, "name: longer than %d characters", MATRIX_MAX_NAME);
+		return json_fail(c, "name: longer than %d characters", MATRIX_MAX_NAME);
 	m->name = strdup(item->valuestring);
 	if (!m->name)
-		return fail_oom(c);
+		return json_fail_oom(c);
 
 	m->interval_s = DEFAULT_INTERVAL_S;
 	m->timeout_ms = DEFAULT_TIMEOUT_MS;
@@ -677,7 +637,7 @@ static matrix_t *parse_with(ctx_t *c, const char *text, size_t len)
 
 		json_pathf(msg, sizeof(msg), "%zu bytes exceeds the limit of %u", len,
 		           MATRIX_MAX_FILE_BYTES);
-		fail_doc(c, msg);
+		json_fail_doc(c, msg);
 		return NULL;
 	}
 	root = json_parse(text ? text : "", text ? len : 0, &line, &result);
@@ -685,16 +645,16 @@ static matrix_t *parse_with(ctx_t *c, const char *text, size_t len)
 		char msg[MATRIX_ERR_MAX];
 
 		if (result == -ENOMEM) {
-			fail_oom(c);
+			json_fail_oom(c);
 			return NULL;
 		}
 		json_pathf(msg, sizeof(msg), "invalid JSON near line %u", line);
-		fail_doc(c, msg);
+		json_fail_doc(c, msg);
 		return NULL;
 	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {
-		fail_oom(c);
+		json_fail_oom(c);
 		goto out;
 	}
 	result = parse_matrix(c, root, m);
@@ -709,7 +669,7 @@ out:
 
 matrix_t *matrix_parse(const char *text, size_t len, char *err, size_t errlen)
 {
-	ctx_t c = {err, errlen, NULL};
+	ctx_t c = {err, errlen, NULL, "matrix"};
 
 	if (err && errlen > 0)
 		err[0] = '\0';
@@ -718,7 +678,7 @@ matrix_t *matrix_parse(const char *text, size_t len, char *err, size_t errlen)
 
 matrix_t *matrix_load(const char *path, char *err, size_t errlen)
 {
-	ctx_t c = {err, errlen, path};
+	ctx_t c = {err, errlen, path, "matrix"};
 	matrix_t *m;
 	char *text = NULL;
 	size_t len = 0;
@@ -728,11 +688,11 @@ matrix_t *matrix_load(const char *path, char *err, size_t errlen)
 		err[0] = '\0';
 	result = fileio_read(path, MATRIX_MAX_FILE_BYTES, &text, &len);
 	if (result == -EFBIG) {
-		fail(&c, "larger than the limit of %u bytes", MATRIX_MAX_FILE_BYTES);
+		json_fail(&c, "larger than the limit of %u bytes", MATRIX_MAX_FILE_BYTES);
 		return NULL;
 	}
 	if (result) {
-		fail(&c, "cannot read: %s", strerror(-result));
+		json_fail(&c, "cannot read: %s", strerror(-result));
 		return NULL;
 	}
 	m = parse_with(&c, text, len);
@@ -947,7 +907,7 @@ static int target_init(matrix_target_t *t, const matrix_t *m, size_t d, const de
 matrix_plan_t *matrix_plan_for_role(const matrix_t *m, const char *role, const char *own_address,
                                     char *err, size_t errlen)
 {
-	ctx_t c = {err, errlen, NULL};
+	ctx_t c = {err, errlen, NULL, "matrix"};
 	matrix_plan_t *plan = NULL;
 	dest_t *dests = NULL;
 	addr_t own_addr = {false, {0}};
@@ -961,15 +921,15 @@ matrix_plan_t *matrix_plan_for_role(const matrix_t *m, const char *role, const c
 	if (err && errlen > 0)
 		err[0] = '\0';
 	if (!m || !role) {
-		fail(&c, "no matrix or no role");
+		json_fail(&c, "no matrix or no role");
 		return NULL;
 	}
 	src = matrix_role_index(m, role);
 	if (src < 0) {
 		char q[JSON_QUOTE_BUF];
 
-		fail(&c, "role '%s' is not in matrix '%s'", json_quote(role, q, sizeof(q)),
-		     m->name);
+		json_fail(&c, "role '%s' is not in matrix '%s'", json_quote(role, q, sizeof(q)),
+		          m->name);
 		return NULL;
 	}
 	if (own_address)
@@ -1003,7 +963,7 @@ matrix_plan_t *matrix_plan_for_role(const matrix_t *m, const char *role, const c
 	if (total > MATRIX_MAX_PLAN_TARGETS) {
 		/* A small file can multiply into a huge plan (roles × endpoints ×
 		 * ports): refuse it rather than exhaust memory. */
-		fail(
+		json_fail(
 		    &c,
 		    "role '%s': its plan would hold at least %zu probes, more than the limit of %d",
 		    m->roles[src].name, total, MATRIX_MAX_PLAN_TARGETS);
@@ -1037,7 +997,7 @@ matrix_plan_t *matrix_plan_for_role(const matrix_t *m, const char *role, const c
 	return plan;
 
 oom:
-	fail(&c, "out of memory");
+	json_fail(&c, "out of memory");
 out:
 	for (d = 0; d < n_dests; d++)
 		dest_dispose(&dests[d]);

@@ -312,7 +312,7 @@ static int decode_plan(json_ctx_t *c, const cJSON *root, matrix_plan_t *plan)
 
 matrix_plan_t *plan_decode(const char *text, size_t len, char *err, size_t errlen)
 {
-	json_ctx_t c = {err, errlen};
+	json_ctx_t c = {err, errlen, NULL, NULL};
 	matrix_plan_t *plan = NULL;
 	cJSON *root;
 	unsigned line;

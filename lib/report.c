@@ -613,7 +613,7 @@ static int decode_report(json_ctx_t *c, const cJSON *root, report_t *r, bool *to
 
 report_t *report_decode(const char *body, size_t len, char *err, size_t errlen, bool *too_large)
 {
-	json_ctx_t c = {err, errlen};
+	json_ctx_t c = {err, errlen, NULL, NULL};
 	report_t *r = NULL;
 	cJSON *root;
 	bool big = false;

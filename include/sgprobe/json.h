@@ -39,16 +39,29 @@ const char *json_quote(const char *s, char *buf, size_t buflen);
 void json_pathf(char *out, size_t outlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/** Where a decoder's error message goes: `errlen` bytes at `err` (NULL for none). */
+/**
+ * Where a decoder's error message goes: `errlen` bytes at `err` (NULL for
+ * none). `file` (may be NULL) prefixes every message ("keys.json: ..."), and
+ * `doc` (may be NULL) names the document in json_fail_doc()'s messages when
+ * there is no file ("matrix: ...").
+ */
 typedef struct {
 	char *err;
 	size_t errlen;
+	const char *file;
+	const char *doc;
 } json_ctx_t;
 
-/** Writes a message naming the field into c->err. Returns -EINVAL. */
+/** Writes a message naming the field into c->err, after "file: ". Returns -EINVAL. */
 int json_fail(json_ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/** Writes "out of memory" into c->err. Returns -ENOMEM. */
+/**
+ * Writes a message about the whole document: "file: msg", else "doc: msg",
+ * else "msg". Returns -EINVAL.
+ */
+int json_fail_doc(json_ctx_t *c, const char *msg);
+
+/** json_fail_doc(c, "out of memory"). Returns -ENOMEM. */
 int json_fail_oom(json_ctx_t *c);
 
 /**
