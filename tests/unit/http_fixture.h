@@ -21,6 +21,9 @@ typedef struct {
 
 /* One request as received. */
 typedef struct {
+	char method[16];
+	char target[512];
+	char *head;       /* the request line and header lines, each header after "\r\n" */
 	char auth[512];   /* the Authorization header's value, "" when none */
 	char cookie[256]; /* the Cookie header's value, "" when none */
 	char *body;       /* NUL-terminated copy */
@@ -41,6 +44,7 @@ typedef struct {
 	unsigned pending;     /* requests received and not answered */
 	unsigned max_pending; /* the most at once */
 	fake_conn_t *conns;
+	bool open; /* listening: fake_close() not yet called */
 } fake_t;
 
 struct fake_conn_s {
@@ -151,6 +155,22 @@ static void fake_header(const char *head, const char *name, char *out, size_t ou
 	snprintf(out, outlen, "%.*s", (int)(end - v), v);
 }
 
+/* A header's value in a recorded request (case-insensitive name) into out; "" when absent. */
+static const char *fake_req_header(const fake_req_t *r, const char *name, char *out, size_t outlen)
+{
+	fake_header(r->head, name, out, outlen);
+	return out;
+}
+
+/* True when a recorded request carries the header `name`, even empty. */
+static bool fake_req_has_header(const fake_req_t *r, const char *name)
+{
+	char pat[64];
+
+	snprintf(pat, sizeof(pat), "\r\n%s:", name);
+	return strcasestr(r->head, pat) != NULL;
+}
+
 /* A whole request in c->in? Then record it and answer, now or after the delay. */
 static void fake_parse(fake_conn_t *c)
 {
@@ -177,6 +197,9 @@ static void fake_parse(fake_conn_t *c)
 	assert_true(f->n_reqs < FAKE_MAX_REQS);
 	r = &f->reqs[f->n_reqs];
 	end[2] = '\0';
+	r->head = strdup(c->in);
+	assert_non_null(r->head);
+	assert_int_equal(sscanf(c->in, "%15s %511s ", r->method, r->target), 2);
 	fake_header(c->in, "authorization", r->auth, sizeof(r->auth));
 	fake_header(c->in, "cookie", r->cookie, sizeof(r->cookie));
 	r->body = malloc(clen + 1);
@@ -257,11 +280,15 @@ static void fake_start(fake_t *f, uv_loop_t *loop, const fake_answer_t *script, 
 	assert_int_equal(uv_listen((uv_stream_t *)&f->tcp, 16, fake_on_connection), 0);
 	assert_int_equal(uv_tcp_getsockname(&f->tcp, (struct sockaddr *)&ss, &len), 0);
 	f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	f->open = true;
 }
 
 /* Closes the listener and every connection; the requests stay readable. */
 static void fake_close(fake_t *f)
 {
+	if (!f->open)
+		return;
+	f->open = false;
 	while (f->conns)
 		fake_conn_close(f->conns);
 	uv_close((uv_handle_t *)&f->tcp, NULL);
@@ -272,8 +299,10 @@ static void fake_free(fake_t *f)
 {
 	int i;
 
-	for (i = 0; i < f->n_reqs; i++)
+	for (i = 0; i < f->n_reqs; i++) {
 		free(f->reqs[i].body);
+		free(f->reqs[i].head);
+	}
 	f->n_reqs = 0;
 }
 /* ---- a real sgprobe-collector on loopback ---- */

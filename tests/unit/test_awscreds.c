@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -58,262 +59,9 @@
 
 /* ---- a scripted HTTP/1.1 server on the test's loop ---- */
 
-#define SRV_MAX_REQS 32
-
-typedef struct {
-	int status;
-	const char *body;  /* NULL: empty */
-	unsigned delay_ms; /* before answering */
-} answer_t;
-
-typedef struct {
-	char method[16];
-	char target[512];
-	char *head;  /* the header lines, each after "\r\n" */
-	uint64_t at; /* uv_now() when it was complete */
-} got_t;
-
-typedef struct conn_s conn_t;
-
-typedef struct {
-	uv_tcp_t tcp;
-	uv_loop_t *loop;
-	int port;
-	const answer_t *script; /* request i gets script[min(i, n - 1)] */
-	size_t n;
-	got_t reqs[SRV_MAX_REQS];
-	int n_reqs;
-	conn_t *conns;
-	bool open;
-} srv_t;
-
-struct conn_s {
-	uv_tcp_t tcp;
-	uv_timer_t timer;
-	uv_write_t wr;
-	srv_t *s;
-	conn_t *next;
-	char *in;
-	size_t in_len;
-	size_t in_cap;
-	char *out;
-	bool got;
-	bool closing;
-	int handles;
-	size_t answer;
-};
-
-static void conn_release(conn_t *c)
-{
-	if (--c->handles > 0)
-		return;
-	free(c->in);
-	free(c->out);
-	free(c);
-}
-
-static void on_conn_tcp_closed(uv_handle_t *h)
-{
-	conn_release(container_of((uv_tcp_t *)h, conn_t, tcp));
-}
-
-static void on_conn_timer_closed(uv_handle_t *h)
-{
-	conn_release(container_of((uv_timer_t *)h, conn_t, timer));
-}
-
-static void conn_close(conn_t *c)
-{
-	conn_t **pp;
-
-	if (c->closing)
-		return;
-	c->closing = true;
-	for (pp = &c->s->conns; *pp; pp = &(*pp)->next) {
-		if (*pp == c) {
-			*pp = c->next;
-			break;
-		}
-	}
-	uv_close((uv_handle_t *)&c->timer, on_conn_timer_closed);
-	uv_close((uv_handle_t *)&c->tcp, on_conn_tcp_closed);
-}
-
-static void on_written(uv_write_t *wr, int status)
-{
-	(void)status;
-	conn_close(container_of(wr, conn_t, wr));
-}
-
-static void conn_answer(conn_t *c)
-{
-	const answer_t *a = &c->s->script[c->answer];
-	const char *body = a->body ? a->body : "";
-	size_t cap = strlen(body) + 256;
-	uv_buf_t buf;
-	int n;
-
-	c->out = malloc(cap);
-	assert_non_null(c->out);
-	n = snprintf(c->out, cap,
-	             "HTTP/1.1 %d Scripted\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-	             a->status, strlen(body), body);
-	buf = uv_buf_init(c->out, (unsigned)n);
-	if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &buf, 1, on_written))
-		conn_close(c);
-}
-
-static void on_answer_delay(uv_timer_t *t)
-{
-	conn_answer(container_of(t, conn_t, timer));
-}
-
-/* The value of header `name` in a recorded request; "" when absent. */
-static const char *header_of(const got_t *r, const char *name, char *out, size_t outlen)
-{
-	char pat[128];
-	const char *v, *end;
-
-	out[0] = '\0';
-	snprintf(pat, sizeof(pat), "\r\n%s:", name);
-	v = strcasestr(r->head, pat);
-	if (!v)
-		return out;
-	v += strlen(pat);
-	while (*v == ' ')
-		v++;
-	end = strstr(v, "\r\n");
-	if (!end)
-		end = v + strlen(v);
-	snprintf(out, outlen, "%.*s", (int)(end - v), v);
-	return out;
-}
-
-static bool has_header(const got_t *r, const char *name)
-{
-	char pat[128];
-
-	snprintf(pat, sizeof(pat), "\r\n%s:", name);
-	return strcasestr(r->head, pat) != NULL;
-}
-
-static void conn_parse(conn_t *c)
-{
-	srv_t *s = c->s;
-	char *end, clen_s[32];
-	size_t head_len, clen;
-	got_t *r;
-
-	if (c->got)
-		return;
-	c->in[c->in_len] = '\0';
-	end = strstr(c->in, "\r\n\r\n");
-	if (!end)
-		return;
-	head_len = (size_t)(end - c->in) + 4;
-	assert_true(s->n_reqs < SRV_MAX_REQS);
-	r = &s->reqs[s->n_reqs];
-	r->head = strndup(c->in, head_len - 2);
-	assert_non_null(r->head);
-	header_of(r, "content-length", clen_s, sizeof(clen_s));
-	clen = clen_s[0] ? (size_t)strtoul(clen_s, NULL, 10) : 0;
-	if (c->in_len < head_len + clen) {
-		free(r->head);
-		r->head = NULL;
-		return;
-	}
-	c->got = true;
-	assert_int_equal(sscanf(c->in, "%15s %511s ", r->method, r->target), 2);
-	r->at = uv_now(s->loop);
-	c->answer = (size_t)s->n_reqs < s->n ? (size_t)s->n_reqs : s->n - 1;
-	s->n_reqs++;
-	if (s->script[c->answer].delay_ms)
-		uv_timer_start(&c->timer, on_answer_delay, s->script[c->answer].delay_ms, 0);
-	else
-		conn_answer(c);
-}
-
-static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	conn_t *c = container_of((uv_tcp_t *)h, conn_t, tcp);
-
-	(void)hint;
-	if (c->in_cap - c->in_len < 8192 + 1) {
-		c->in_cap = c->in_cap * 2 + 8192 + 1;
-		c->in = realloc(c->in, c->in_cap);
-		assert_non_null(c->in);
-	}
-	*buf = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len - 1));
-}
-
-static void conn_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
-{
-	conn_t *c = container_of((uv_tcp_t *)st, conn_t, tcp);
-
-	(void)buf;
-	if (n < 0) {
-		conn_close(c);
-		return;
-	}
-	c->in_len += (size_t)n;
-	conn_parse(c);
-}
-
-static void srv_on_connection(uv_stream_t *server, int status)
-{
-	srv_t *s = container_of((uv_tcp_t *)server, srv_t, tcp);
-	conn_t *c;
-
-	assert_int_equal(status, 0);
-	c = calloc(1, sizeof(*c));
-	assert_non_null(c);
-	c->s = s;
-	uv_tcp_init(s->loop, &c->tcp);
-	uv_timer_init(s->loop, &c->timer);
-	c->handles = 2;
-	c->next = s->conns;
-	s->conns = c;
-	assert_int_equal(uv_accept(server, (uv_stream_t *)&c->tcp), 0);
-	assert_int_equal(uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read), 0);
-}
-
-static void srv_start(srv_t *s, uv_loop_t *loop, const answer_t *script, size_t n)
-{
-	struct sockaddr_in sin;
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-
-	memset(s, 0, sizeof(*s));
-	s->loop = loop;
-	s->script = script;
-	s->n = n;
-	assert_int_equal(uv_tcp_init(loop, &s->tcp), 0);
-	assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &sin), 0);
-	assert_int_equal(uv_tcp_bind(&s->tcp, (const struct sockaddr *)&sin, 0), 0);
-	assert_int_equal(uv_listen((uv_stream_t *)&s->tcp, 16, srv_on_connection), 0);
-	assert_int_equal(uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len), 0);
-	s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	s->open = true;
-}
-
-static void srv_close(srv_t *s)
-{
-	if (!s->open)
-		return;
-	s->open = false;
-	while (s->conns)
-		conn_close(s->conns);
-	uv_close((uv_handle_t *)&s->tcp, NULL);
-}
-
-static void srv_free(srv_t *s)
-{
-	int i;
-
-	for (i = 0; i < s->n_reqs; i++)
-		free(s->reqs[i].head);
-	s->n_reqs = 0;
-}
+/* The scripted HTTP server of the unit tests (its collector part is not used here). */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "http_fixture.h"
 
 /* ---- the environment of one test ---- */
 
@@ -364,7 +112,7 @@ struct env_s {
 	char *logbuf;
 	size_t loglen;
 	log_t lg;
-	srv_t srv;
+	fake_t srv;
 	bool srv_used;
 	tracked_t t[N_TRACK];
 	char dir[64]; /* a temporary folder, "" when none */
@@ -509,7 +257,7 @@ static int env_teardown(void **state)
 	for (i = 0; i < N_TRACK; i++)
 		creds_free(e, (int)i);
 	if (e->srv_used)
-		srv_close(&e->srv);
+		fake_close(&e->srv);
 	curluv_dispose(&e->cu, on_cu_closed);
 	uv_close((uv_handle_t *)&e->tick, NULL);
 	assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
@@ -522,7 +270,7 @@ static int env_teardown(void **state)
 	fclose(e->logf);
 	free(e->logbuf);
 	if (e->srv_used)
-		srv_free(&e->srv);
+		fake_free(&e->srv);
 	env_teardown_files(e);
 	for (i = 0; i < N_SAVED; i++) {
 		if (e->saved[i])
@@ -535,9 +283,9 @@ static int env_teardown(void **state)
 	return 0;
 }
 
-static void env_server(env_t *e, const answer_t *script, size_t n)
+static void env_server(env_t *e, const fake_answer_t *script, size_t n)
 {
-	srv_start(&e->srv, &e->loop, script, n);
+	fake_start(&e->srv, &e->loop, script, n);
 	e->srv_used = true;
 }
 
@@ -641,7 +389,7 @@ static bool never(env_t *e)
 /* Static keys from the environment win over every other source, with no fetch. */
 static void test_env_source(void **state)
 {
-	static const answer_t script[] = {{500, NULL, 0}};
+	static const fake_answer_t script[] = {{500, NULL, NULL, 0}};
 	env_t *e = *state;
 	aws_creds_config_t cfg = {0};
 	const aws_credentials_t *cr;
@@ -725,7 +473,7 @@ static void test_env_only_one_key_is_an_error(void **state)
 static void test_ecs_relative_uri(void **state)
 {
 	static char doc[1024];
-	static const answer_t script[] = {{200, doc, 0}};
+	static const fake_answer_t script[] = {{200, NULL, doc, 0}};
 	env_t *e = *state;
 	aws_creds_config_t cfg = {0};
 	const aws_credentials_t *cr;
@@ -750,8 +498,9 @@ static void test_ecs_relative_uri(void **state)
 	assert_int_equal(e->srv.n_reqs, 1);
 	assert_string_equal(e->srv.reqs[0].method, "GET");
 	assert_string_equal(e->srv.reqs[0].target, REL_URI);
-	assert_false(has_header(&e->srv.reqs[0], "Authorization"));
-	assert_string_equal(header_of(&e->srv.reqs[0], "Accept", v, sizeof(v)), "application/json");
+	assert_false(fake_req_has_header(&e->srv.reqs[0], "Authorization"));
+	assert_string_equal(fake_req_header(&e->srv.reqs[0], "Accept", v, sizeof(v)),
+	                    "application/json");
 	cr = aws_creds_get(c, now_wall());
 	assert_non_null(cr);
 	assert_string_equal(cr->access_key_id, AKID1);
@@ -773,7 +522,7 @@ static void test_ecs_relative_uri(void **state)
 static void test_ecs_full_uri_token_from_variable(void **state)
 {
 	static char doc[1024];
-	static const answer_t script[] = {{200, doc, 0}};
+	static const fake_answer_t script[] = {{200, NULL, doc, 0}};
 	env_t *e = *state;
 	char uri[128], v[256];
 	aws_creds_t *c;
@@ -788,7 +537,8 @@ static void test_ecs_full_uri_token_from_variable(void **state)
 	assert_true(env_run(e, updated_once, 3000));
 	assert_int_equal(e->srv.n_reqs, 1);
 	assert_string_equal(e->srv.reqs[0].target, "/v1/credentials?id=7");
-	assert_string_equal(header_of(&e->srv.reqs[0], "Authorization", v, sizeof(v)), ECS_TOKEN);
+	assert_string_equal(fake_req_header(&e->srv.reqs[0], "Authorization", v, sizeof(v)),
+	                    ECS_TOKEN);
 	assert_string_equal(aws_creds_get(c, now_wall())->access_key_id, AKID1);
 }
 
@@ -811,7 +561,7 @@ static void rotate_token(aws_creds_t *c, void *arg)
 static void test_ecs_full_uri_token_file_read_at_each_fetch(void **state)
 {
 	static char doc1[1024], doc2[1024];
-	static const answer_t script[] = {{200, doc1, 0}, {200, doc2, 0}};
+	static const fake_answer_t script[] = {{200, NULL, doc1, 0}, {200, NULL, doc2, 0}};
 	env_t *e = *state;
 	aws_creds_config_t cfg = {.refresh_margin_s = 2};
 	char uri[128], path[128], v[256];
@@ -835,8 +585,10 @@ static void test_ecs_full_uri_token_file_read_at_each_fetch(void **state)
 	assert_true(env_run(e, updated_twice, 5000));
 
 	assert_int_equal(e->srv.n_reqs, 2);
-	assert_string_equal(header_of(&e->srv.reqs[0], "Authorization", v, sizeof(v)), FILE_TOK1);
-	assert_string_equal(header_of(&e->srv.reqs[1], "Authorization", v, sizeof(v)), FILE_TOK2);
+	assert_string_equal(fake_req_header(&e->srv.reqs[0], "Authorization", v, sizeof(v)),
+	                    FILE_TOK1);
+	assert_string_equal(fake_req_header(&e->srv.reqs[1], "Authorization", v, sizeof(v)),
+	                    FILE_TOK2);
 	/* Refreshed before the first ones expired, and not before a second had passed. */
 	assert_true(now_wall() < exp1);
 	assert_true(e->srv.reqs[1].at - e->srv.reqs[0].at >= 990);
@@ -849,7 +601,7 @@ static void test_ecs_full_uri_token_file_read_at_each_fetch(void **state)
 /* A token with a line break would inject headers: refused, and nothing is sent. */
 static void test_ecs_token_with_line_break_refused(void **state)
 {
-	static const answer_t script[] = {{200, "{}", 0}};
+	static const fake_answer_t script[] = {{200, NULL, "{}", 0}};
 	env_t *e = *state;
 	char uri[128], path[128];
 	aws_creds_t *c;
@@ -963,12 +715,13 @@ static void assert_imds_requests(env_t *e, int first, const char *token)
 	assert_string_equal(e->srv.reqs[first].target,
 	                    "/latest/meta-data/iam/security-credentials/");
 	assert_string_equal(
-	    header_of(&e->srv.reqs[first], "X-aws-ec2-metadata-token", v, sizeof(v)), token);
+	    fake_req_header(&e->srv.reqs[first], "X-aws-ec2-metadata-token", v, sizeof(v)), token);
 	assert_string_equal(e->srv.reqs[first + 1].method, "GET");
 	assert_string_equal(e->srv.reqs[first + 1].target,
 	                    "/latest/meta-data/iam/security-credentials/" ROLE);
 	assert_string_equal(
-	    header_of(&e->srv.reqs[first + 1], "X-aws-ec2-metadata-token", v, sizeof(v)), token);
+	    fake_req_header(&e->srv.reqs[first + 1], "X-aws-ec2-metadata-token", v, sizeof(v)),
+	    token);
 }
 
 static void assert_token_put(env_t *e, int i)
@@ -978,17 +731,17 @@ static void assert_token_put(env_t *e, int i)
 	assert_string_equal(e->srv.reqs[i].method, "PUT");
 	assert_string_equal(e->srv.reqs[i].target, "/latest/api/token");
 	assert_string_equal(
-	    header_of(&e->srv.reqs[i], "X-aws-ec2-metadata-token-ttl-seconds", v, sizeof(v)),
+	    fake_req_header(&e->srv.reqs[i], "X-aws-ec2-metadata-token-ttl-seconds", v, sizeof(v)),
 	    "21600");
-	assert_false(has_header(&e->srv.reqs[i], "X-aws-ec2-metadata-token"));
+	assert_false(fake_req_has_header(&e->srv.reqs[i], "X-aws-ec2-metadata-token"));
 }
 
 /* PUT the token, GET the role, GET its credentials, the token on both GETs. */
 static void test_imds_v2(void **state)
 {
 	static char doc[2048];
-	static const answer_t script[] = {
-	    {200, IMDS_TOK1, 0}, {200, ROLE "\nsecond-role\n", 0}, {200, doc, 0}};
+	static const fake_answer_t script[] = {
+	    {200, NULL, IMDS_TOK1, 0}, {200, NULL, ROLE "\nsecond-role\n", 0}, {200, NULL, doc, 0}};
 	env_t *e = *state;
 	aws_creds_config_t cfg = {0};
 	const aws_credentials_t *cr;
@@ -1021,7 +774,8 @@ static void test_imds_v2(void **state)
 static void test_imds_endpoint_variable_and_disabled(void **state)
 {
 	static char doc[2048];
-	static const answer_t script[] = {{200, IMDS_TOK1, 0}, {200, ROLE, 0}, {200, doc, 0}};
+	static const fake_answer_t script[] = {
+	    {200, NULL, IMDS_TOK1, 0}, {200, NULL, ROLE, 0}, {200, NULL, doc, 0}};
 	env_t *e = *state;
 	char ep[64];
 	aws_creds_t *c;
@@ -1059,8 +813,11 @@ static void test_imds_endpoint_variable_and_disabled(void **state)
 static void test_imds_refresh_before_expiry(void **state)
 {
 	static char doc1[2048], doc2[2048];
-	static const answer_t script[] = {
-	    {200, IMDS_TOK1, 0}, {200, ROLE, 0}, {200, doc1, 0}, {200, ROLE, 0}, {200, doc2, 0}};
+	static const fake_answer_t script[] = {{200, NULL, IMDS_TOK1, 0},
+	                                       {200, NULL, ROLE, 0},
+	                                       {200, NULL, doc1, 0},
+	                                       {200, NULL, ROLE, 0},
+	                                       {200, NULL, doc2, 0}};
 	env_t *e = *state;
 	aws_creds_config_t cfg = {.refresh_margin_s = 2};
 	uint64_t exp1 = now_wall() + 2500;
@@ -1094,9 +851,10 @@ static void test_imds_refresh_before_expiry(void **state)
 static void test_imds_401_gets_a_new_token(void **state)
 {
 	static char doc1[2048], doc2[2048];
-	static const answer_t script[] = {{200, IMDS_TOK1, 0}, {200, ROLE, 0},      {200, doc1, 0},
-	                                  {401, NULL, 0},      {200, IMDS_TOK2, 0}, {200, ROLE, 0},
-	                                  {200, doc2, 0}};
+	static const fake_answer_t script[] = {{200, NULL, IMDS_TOK1, 0}, {200, NULL, ROLE, 0},
+	                                       {200, NULL, doc1, 0},      {401, NULL, NULL, 0},
+	                                       {200, NULL, IMDS_TOK2, 0}, {200, NULL, ROLE, 0},
+	                                       {200, NULL, doc2, 0}};
 	env_t *e = *state;
 	aws_creds_config_t cfg = {.refresh_margin_s = 2};
 	char ep[64];
@@ -1120,11 +878,11 @@ static void test_imds_401_gets_a_new_token(void **state)
 /* IMDS errors name the step and what was wrong. */
 static void test_imds_errors(void **state)
 {
-	static const answer_t script[] = {{403, NULL, 0},
-	                                  {200, IMDS_TOK1, 0},
-	                                  {404, NULL, 0},
-	                                  {200, IMDS_TOK1, 0},
-	                                  {200, "../../x", 0}};
+	static const fake_answer_t script[] = {{403, NULL, NULL, 0},
+	                                       {200, NULL, IMDS_TOK1, 0},
+	                                       {404, NULL, NULL, 0},
+	                                       {200, NULL, IMDS_TOK1, 0},
+	                                       {200, NULL, "../../x", 0}};
 	env_t *e = *state;
 	aws_creds_config_t cfg = {0};
 	char ep[64];
@@ -1168,7 +926,8 @@ static void test_imds_errors(void **state)
 static void test_failed_refresh_keeps_old_then_expires(void **state)
 {
 	static char doc[1024];
-	static const answer_t script[] = {{200, doc, 0}, {500, "{\"message\":\"down\"}", 0}};
+	static const fake_answer_t script[] = {{200, NULL, doc, 0},
+	                                       {500, NULL, "{\"message\":\"down\"}", 0}};
 	env_t *e = *state;
 	aws_creds_config_t cfg = {.refresh_margin_s = 2};
 	uint64_t exp1 = now_wall() + 2500;
@@ -1214,17 +973,17 @@ static void test_failed_refresh_keeps_old_then_expires(void **state)
 /* A malformed answer or a missing field is a failed fetch whose error names it. */
 static void test_bad_documents_fail_naming_the_field(void **state)
 {
-	static const answer_t script[] = {
-	    {200, "{\"AccessKeyId\": \"" AKID1 "\", oops}", 0},
-	    {200,
+	static const fake_answer_t script[] = {
+	    {200, NULL, "{\"AccessKeyId\": \"" AKID1 "\", oops}", 0},
+	    {200, NULL,
 	     "{\"AccessKeyId\":\"" AKID1 "\",\"Token\":\"" TOKEN1
 	     "\",\"Expiration\":\"2036-01-02T03:04:05Z\"}",
 	     0},
-	    {200,
+	    {200, NULL,
 	     "{\"AccessKeyId\":\"" AKID1 "\",\"SecretAccessKey\":\"has space " SECRET1
 	     "\",\"Token\":\"" TOKEN1 "\",\"Expiration\":\"2036-01-02T03:04:05Z\"}",
 	     0},
-	    {200,
+	    {200, NULL,
 	     "{\"AccessKeyId\":\"" AKID1 "\",\"SecretAccessKey\":\"" SECRET1
 	     "\",\"Token\":\"" TOKEN1 "\",\"Expiration\":\"2000-01-02T03:04:05Z\"}",
 	     0},
@@ -1263,7 +1022,7 @@ static void test_bad_documents_fail_naming_the_field(void **state)
 /* Answers over 64 KiB and endpoints slower than timeout_ms are failed fetches. */
 static void test_body_limit_and_timeout(void **state)
 {
-	static answer_t script[] = {{200, NULL, 0}, {200, "{}", 3000}};
+	static fake_answer_t script[] = {{200, NULL, NULL, 0}, {200, NULL, "{}", 3000}};
 	env_t *e = *state;
 	aws_creds_config_t cfg = {.timeout_ms = 300};
 	size_t big = AWS_CREDS_MAX_BODY + 100;
@@ -1308,7 +1067,7 @@ static void free_from_update(aws_creds_t *c, void *arg)
 /* Freed during a fetch or from on_update: no callback after, memory released on close. */
 static void test_free_while_fetching_and_from_update(void **state)
 {
-	static const answer_t script[] = {{200, "{}", 2000}};
+	static const fake_answer_t script[] = {{200, NULL, "{}", 2000}};
 	env_t *e = *state;
 	aws_creds_config_t cfg = {0};
 	char host[64];
