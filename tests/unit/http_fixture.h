@@ -156,14 +156,15 @@ static void fake_header(const char *head, const char *name, char *out, size_t ou
 }
 
 /* A header's value in a recorded request (case-insensitive name) into out; "" when absent. */
-static const char *fake_req_header(const fake_req_t *r, const char *name, char *out, size_t outlen)
+__attribute__((unused)) static const char *fake_req_header(const fake_req_t *r, const char *name,
+                                                           char *out, size_t outlen)
 {
 	fake_header(r->head, name, out, outlen);
 	return out;
 }
 
 /* True when a recorded request carries the header `name`, even empty. */
-static bool fake_req_has_header(const fake_req_t *r, const char *name)
+__attribute__((unused)) static bool fake_req_has_header(const fake_req_t *r, const char *name)
 {
 	char pat[64];
 
@@ -264,7 +265,9 @@ static void fake_on_connection(uv_stream_t *server, int status)
 }
 
 /* Listens on a free port of 127.0.0.1. */
-static void fake_start(fake_t *f, uv_loop_t *loop, const fake_answer_t *script, size_t n)
+/* Starts the scripted server on 127.0.0.1:`port` (0: a free port, then in f->port). */
+static void fake_start_on(fake_t *f, uv_loop_t *loop, const fake_answer_t *script, size_t n,
+                          int port)
 {
 	struct sockaddr_in sin;
 	struct sockaddr_storage ss;
@@ -275,12 +278,17 @@ static void fake_start(fake_t *f, uv_loop_t *loop, const fake_answer_t *script, 
 	f->script = script;
 	f->n_script = n;
 	assert_int_equal(uv_tcp_init(loop, &f->tcp), 0);
-	assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &sin), 0);
+	assert_int_equal(uv_ip4_addr("127.0.0.1", port, &sin), 0);
 	assert_int_equal(uv_tcp_bind(&f->tcp, (const struct sockaddr *)&sin, 0), 0);
 	assert_int_equal(uv_listen((uv_stream_t *)&f->tcp, 16, fake_on_connection), 0);
 	assert_int_equal(uv_tcp_getsockname(&f->tcp, (struct sockaddr *)&ss, &len), 0);
 	f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	f->open = true;
+}
+
+static void fake_start(fake_t *f, uv_loop_t *loop, const fake_answer_t *script, size_t n)
+{
+	fake_start_on(f, loop, script, n, 0);
 }
 
 /* Closes the listener and every connection; the requests stay readable. */

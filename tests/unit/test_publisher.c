@@ -736,19 +736,7 @@ static void test_cloudwatch_away_buffer_bounded_then_delivered_at_stop(void **un
 	assert_true(c.errors >= 1);
 	assert_int_equal(c.metrics_sent, 0);
 	/* CloudWatch comes back on that port: the stop's last flush delivers everything. */
-	memset(&f, 0, sizeof(f));
-	{
-		struct sockaddr_in sin;
-
-		f.loop = &e.loop;
-		f.script = script;
-		f.n_script = 1;
-		assert_int_equal(uv_tcp_init(&e.loop, &f.tcp), 0);
-		assert_int_equal(uv_ip4_addr("127.0.0.1", port, &sin), 0);
-		assert_int_equal(uv_tcp_bind(&f.tcp, (const struct sockaddr *)&sin, 0), 0);
-		assert_int_equal(uv_listen((uv_stream_t *)&f.tcp, 16, fake_on_connection), 0);
-		f.port = port;
-	}
+	fake_start_on(&f, &e.loop, script, 1, port);
 	publisher_stop(e.p, 3000, on_stopped, &e);
 	assert_true(run_until(&e, is_stopped, 6000));
 	e.p = NULL;
