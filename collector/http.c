@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <cJSON.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "collector.h"
@@ -82,17 +83,6 @@ static bool is(h2o_iovec_t v, const char *s)
 	return v.len == n && !memcmp(v.base, s, n);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Finds query parameter `name` in the request's query and percent-decodes it
  * into `out`. Returns its length, or -1 when absent, too long or malformed.
@@ -124,8 +114,8 @@ static int query_param(h2o_req_t *req, const char *name, char *out, size_t outle
 
 					if (q + i + 2 >= stop)
 						return -1;
-					hi = hexval(q[i + 1]);
-					lo = hexval(q[i + 2]);
+					hi = OPENSSL_hexchar2int((unsigned char)q[i + 1]);
+					lo = OPENSSL_hexchar2int((unsigned char)q[i + 2]);
 					if (hi < 0 || lo < 0)
 						return -1;
 					byte = (unsigned)(hi << 4 | lo);

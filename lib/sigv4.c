@@ -244,17 +244,6 @@ static bool space(char c)
 	return c == ' ' || c == '\t';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Appends the URI encoding of n bytes: unreserved kept, everything else %XX. */
 static void encode(buf_t *b, const char *s, size_t n)
 {
@@ -289,8 +278,8 @@ static int decode_encode(buf_t *b, const char *s, size_t n, const char *what, si
 		char c = s[i];
 
 		if (c == '%') {
-			int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-			int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+			int hi = i + 2 < n ? OPENSSL_hexchar2int((unsigned char)s[i + 1]) : -1;
+			int lo = i + 2 < n ? OPENSSL_hexchar2int((unsigned char)s[i + 2]) : -1;
 
 			if (hi < 0 || lo < 0)
 				return fail(
