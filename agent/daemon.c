@@ -34,6 +34,8 @@
 #include "sgprobe/log.h"
 #include "sgprobe/plan.h"
 #include "sgprobe/report.h"
+#include "sgprobe/timefmt.h"
+#include "sgprobe/jitter.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -97,23 +99,6 @@ typedef struct {
 	uint64_t stop_deadline; /* uv_now() ms */
 } daemon_t;
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* xorshift64*: jitter needs no cryptographic quality, only a per-start seed. */
-static uint64_t next_rand(daemon_t *d)
-{
-	d->rng ^= d->rng >> 12;
-	d->rng ^= d->rng << 25;
-	d->rng ^= d->rng >> 27;
-	return d->rng * UINT64_C(2685821657736338717);
-}
-
 static unsigned default_interval_s(const daemon_t *d)
 {
 	if (d->cfg->interval_s)
@@ -139,7 +124,7 @@ static uint64_t jitter_ms(daemon_t *d, unsigned interval_s)
 {
 	uint64_t span = (uint64_t)interval_s * 100u;
 
-	return span ? next_rand(d) % (span + 1) : 0;
+	return span ? jitter_next(&d->rng) % (span + 1) : 0;
 }
 
 /* --- health ------------------------------------------------------------------------- */
@@ -168,7 +153,7 @@ static void write_health(daemon_t *d)
 	o = cJSON_CreateObject();
 	if (!o)
 		return;
-	cJSON_AddStringToObject(o, "time", report_format_time(wall_ms(), now, sizeof(now)));
+	cJSON_AddStringToObject(o, "time", report_format_time(timefmt_now_ms(), now, sizeof(now)));
 	if (d->last_round_at_ms)
 		cJSON_AddStringToObject(
 		    o, "last_round_at",
@@ -206,7 +191,7 @@ int daemon_health(const config_t *cfg)
 	char *text = NULL;
 	size_t len;
 	cJSON *o, *ok, *last, *iv;
-	uint64_t interval_s, age_ms, now = wall_ms();
+	uint64_t interval_s, age_ms, now = timefmt_now_ms();
 	int result;
 
 	if (!cfg->health_file) {
@@ -271,7 +256,8 @@ static int fill_header(const daemon_t *d, report_t *r, uint64_t round_ms, bool f
 	result |= report_set_string(&r->agent.address, d->id.address);
 	result |= report_set_string(&r->agent.version, PUSH_VERSION);
 	result |= report_set_string(&r->agent.boot, d->boot);
-	result |= report_set_string(&r->sent_at, report_format_time(wall_ms(), now, sizeof(now)));
+	result |=
+	    report_set_string(&r->sent_at, report_format_time(timefmt_now_ms(), now, sizeof(now)));
 	r->mode = REPORT_MODE_DAEMON;
 	r->interval_s = default_interval_s(d);
 	r->round_ms = round_ms;
@@ -561,7 +547,7 @@ static void on_round_done(probe_run_t *run, void *arg)
 		counts[res[i].state < VERDICT_STATE_COUNT ? res[i].state : VERDICT_STATE_ERROR]++;
 	d->rounds++;
 	d->probes += n;
-	d->last_round_at_ms = wall_ms();
+	d->last_round_at_ms = timefmt_now_ms();
 	log_info(&d->lg, "round", LOG_UINT("round", d->rounds),
 	         LOG_UINT("targets", d->sub.n_targets), LOG_UINT("results", n),
 	         LOG_UINT("round_ms", round_ms), LOG_UINT("open", counts[VERDICT_STATE_OPEN]),

@@ -27,6 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "probe.h"
+#include "sgprobe/timefmt.h"
 
 /* Read buffer of a TLS probe: one TLS record at most. Plain probes have none. */
 #define PROBE_TLS_BUF 16384
@@ -145,14 +146,6 @@ typedef struct {
 static void dispatch(probe_run_t *run);
 static void maybe_finish(probe_run_t *run);
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int grow(void **v, size_t *cap, size_t need, size_t elem)
 {
 	size_t ncap;
@@ -244,7 +237,7 @@ static void record_error(probe_run_t *run, size_t target, size_t order, const ch
 		snprintf(res.address, sizeof(res.address), "%s", address);
 	res.state = VERDICT_STATE_ERROR;
 	res.latency_us = -1;
-	res.at_ms = wall_ms();
+	res.at_ms = timefmt_now_ms();
 	snprintf(res.detail, sizeof(res.detail), fmt, what);
 	record(run, &res);
 }
@@ -254,7 +247,7 @@ static void record_error(probe_run_t *run, size_t target, size_t order, const ch
 static void fail_name(probe_run_t *run, size_t first, int status)
 {
 	const char *name = run->plan->targets[first].target;
-	char what[PROBE_DETAIL_MAX];
+	char what[PROBE_DETAIL_MAX - sizeof("dns: ") + 1]; /* "dns: " + what fits the detail */
 	size_t t;
 
 	snprintf(what, sizeof(what), "%s (%s)", uv_strerror(status), uv_err_name(status));
@@ -913,7 +906,7 @@ static void start_job(probe_run_t *run, size_t ji)
 	c->res.target = j->target;
 	c->res.order = j->order;
 	snprintf(c->res.address, sizeof(c->res.address), "%s", h->name);
-	c->res.at_ms = wall_ms();
+	c->res.at_ms = timefmt_now_ms();
 	c->start_ns = uv_hrtime();
 	run->live_conns++;
 	run->inflight++;

@@ -20,20 +20,13 @@
 #include "push.h"
 #include "sgprobe/auth.h"
 #include "sgprobe/report.h"
+#include "sgprobe/timefmt.h"
 
 /* The collector's answer, kept for the error message; bounded. */
 typedef struct {
 	char buf[1024];
 	size_t len;
 } answer_t;
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 int push_key_load(const config_t *cfg, push_key_t *key, char *err, size_t errlen)
 {
@@ -138,7 +131,8 @@ static int fill_header(report_t *r, const config_t *cfg, const matrix_plan_t *pl
 	result |= report_set_string(&r->agent.address, cfg->agent_address);
 	result |= report_set_string(&r->agent.version, PUSH_VERSION);
 	result |= report_set_string(&r->agent.boot, boot);
-	result |= report_set_string(&r->sent_at, report_format_time(wall_ms(), now, sizeof(now)));
+	result |=
+	    report_set_string(&r->sent_at, report_format_time(timefmt_now_ms(), now, sizeof(now)));
 	r->mode = REPORT_MODE_ONCE;
 	r->interval_s = plan->interval_s ? plan->interval_s : 60;
 	r->round_ms = round_ms;

@@ -24,6 +24,7 @@
 
 #include "pusher.h"
 #include "sgprobe/auth.h"
+#include "sgprobe/jitter.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -54,20 +55,10 @@ static void log_line(pusher_t *p, pusher_log_level_t level, const char *fmt, ...
 		fprintf(stderr, "sgprobe-agent: push: %s\n", msg);
 }
 
-/* splitmix64: small, fast, and good enough to spread a fleet's retries. */
-static uint64_t rng_next(uint64_t *state)
-{
-	uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
-
 /* A random number in [0, max]. */
 static uint64_t rng_upto(pusher_t *p, uint64_t max)
 {
-	uint64_t r = rng_next(&p->rng);
+	uint64_t r = jitter_next(&p->rng);
 
 	return max == UINT64_MAX ? r : r % (max + 1);
 }

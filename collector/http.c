@@ -19,16 +19,9 @@
 #include "collector.h"
 #include "dashboard.h"
 #include "sgprobe/report.h"
+#include "sgprobe/timefmt.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* The listener a request arrived on. */
 static collector_listener_t *listener_of(h2o_req_t *req)
@@ -199,7 +192,7 @@ static void handle_report(collector_t *c, h2o_req_t *req)
 		respond_error(req, 401, "Unauthorized", msg);
 		return;
 	}
-	result = state_ingest(c->state, r, uv_now(c->loop), wall_ms(), &out);
+	result = state_ingest(c->state, r, uv_now(c->loop), timefmt_now_ms(), &out);
 	report_free(r);
 	if (result == -ENOSPC) {
 		char ra[16];
@@ -271,7 +264,8 @@ static void handle_plan(collector_t *c, h2o_req_t *req)
 
 static void handle_matrix(collector_t *c, h2o_req_t *req)
 {
-	respond_json(req, 200, "OK", state_matrix_view(c->state, uv_now(c->loop), wall_ms()));
+	respond_json(req, 200, "OK",
+	             state_matrix_view(c->state, uv_now(c->loop), timefmt_now_ms()));
 }
 
 static void handle_metrics(collector_t *c, h2o_req_t *req)

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 
@@ -24,6 +23,7 @@
 #include "importsg.h"
 #include "signreq.h"
 #include "sgprobe/plan.h"
+#include "sgprobe/timefmt.h"
 
 #define EXIT_USAGE 2
 
@@ -496,10 +496,8 @@ static void on_published(void *arg)
 static state_clusters_t *publish_source(void *arg, uint64_t *wall_ms)
 {
 	collector_t *c = arg;
-	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	*wall_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	*wall_ms = timefmt_now_ms();
 	return state_clusters(c->state, uv_now(c->loop));
 }
 

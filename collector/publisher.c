@@ -23,6 +23,8 @@
 #include "publisher.h"
 #include "sgprobe/curluv.h"
 #include "sgprobe/sigv4.h"
+#include "sgprobe/timefmt.h"
+#include "sgprobe/jitter.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -241,23 +243,6 @@ int publisher_datums(const state_clusters_t *c, uint64_t wall_ms, cw_datum_t **o
 
 /* --- helpers --------------------------------------------------------------------------- */
 
-static uint64_t wall_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* xorshift64*: backoff jitter needs no cryptographic quality. */
-static uint64_t next_random(publisher_t *p)
-{
-	p->rng ^= p->rng >> 12;
-	p->rng ^= p->rng << 25;
-	p->rng ^= p->rng >> 27;
-	return p->rng * 2685821657736338717ull;
-}
-
 static char *dup_or_null(const char *s, bool *oom)
 {
 	char *d;
@@ -431,7 +416,7 @@ static void schedule_retry(publisher_t *p)
 	if (delay > p->cfg.retry_max_ms)
 		delay = p->cfg.retry_max_ms;
 	/* Half fixed, half random: a fleet of collectors never retries in step. */
-	jittered = delay / 2 + next_random(p) % (delay / 2 + 1);
+	jittered = delay / 2 + jitter_next(&p->rng) % (delay / 2 + 1);
 	p->retry_pending = true;
 	uv_timer_start(&p->retry_timer, on_retry, jittered, 0);
 }
@@ -636,7 +621,7 @@ static void send_next(publisher_t *p)
 		maybe_finish_stop(p);
 		return;
 	}
-	cred = aws_creds_get(p->creds, wall_now_ms());
+	cred = aws_creds_get(p->creds, timefmt_now_ms());
 	if (!cred) {
 		if (!p->warned_creds)
 			log_error(p->lg, "no valid AWS credentials: metrics stay buffered",

@@ -32,6 +32,7 @@
 #include "sgprobe/awscreds.h"
 #include "sgprobe/timefmt.h"
 #include "sgprobe/json.h"
+#include "sgprobe/jitter.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -149,15 +150,6 @@ static void wipe_free(char *s)
 	free(s);
 }
 
-static uint64_t wall_ms(void)
-{
-	uv_timeval64_t tv;
-
-	if (uv_gettimeofday(&tv) != 0)
-		return 0;
-	return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
 /* ISO 8601 UTC, to the second, for log lines. */
 static void format_time(uint64_t ms, char *out, size_t outlen)
 {
@@ -166,16 +158,6 @@ static void format_time(uint64_t ms, char *out, size_t outlen)
 
 	if (!gmtime_r(&t, &tm) || !strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm))
 		snprintf(out, outlen, "?");
-}
-
-/* splitmix64: small, and good enough to spread a fleet's retries. */
-static uint64_t rng_next(uint64_t *state)
-{
-	uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
 }
 
 /* getenv(), with an empty value taken as unset, as the SDKs do. */
@@ -402,7 +384,7 @@ static void arm(aws_creds_t *c)
 	if (c->fetch_due && c->fetch_due < next)
 		next = c->fetch_due;
 	if (c->have && c->creds.expiration_ms && !c->expiry_logged) {
-		wall = wall_ms();
+		wall = timefmt_now_ms();
 		/* One ms late rather than early: the check compares wall clocks. */
 		if (c->creds.expiration_ms >= wall &&
 		    now + (c->creds.expiration_ms - wall) + 1 < next)
@@ -446,7 +428,7 @@ static uint64_t backoff_ms(aws_creds_t *c)
 		ceiling *= 2;
 	if (ceiling > AWS_CREDS_BACKOFF_CAP_MS)
 		ceiling = AWS_CREDS_BACKOFF_CAP_MS;
-	delay = ceiling - rng_next(&c->rng) % (ceiling / 4 + 1);
+	delay = ceiling - jitter_next(&c->rng) % (ceiling / 4 + 1);
 	return delay < AWS_CREDS_MIN_DELAY_MS ? AWS_CREDS_MIN_DELAY_MS : delay;
 }
 
@@ -493,7 +475,7 @@ static void fetch_failed(aws_creds_t *c, long status, const char *fmt, ...)
 	LOG(c, log_warn, "AWS credentials fetch failed", LOG_STR("source", source_names[c->source]),
 	    LOG_STR("error", c->last_error), LOG_INT("http_status", status),
 	    LOG_UINT("retry_in_ms", delay), LOG_UINT("failures_in_row", c->failed_in_row));
-	check_expiry(c, wall_ms());
+	check_expiry(c, timefmt_now_ms());
 	arm(c);
 }
 
@@ -512,7 +494,7 @@ static void transport_closed(aws_creds_t *c)
 /* New credentials: install them, schedule their refresh, tell the owner. */
 static void install(aws_creds_t *c, aws_credentials_t *cr)
 {
-	uint64_t now_wall = wall_ms(), delay;
+	uint64_t now_wall = timefmt_now_ms(), delay;
 	char exp[32];
 	bool first = c->refreshes == 0;
 
@@ -1019,7 +1001,7 @@ static void on_timer(uv_timer_t *t)
 				return;
 		}
 	}
-	check_expiry(c, wall_ms());
+	check_expiry(c, timefmt_now_ms());
 	if (c->fetch_due && uv_now(c->loop) >= c->fetch_due && c->step == STEP_IDLE)
 		start_fetch(c);
 	arm(c);

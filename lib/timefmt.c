@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "sgprobe/timefmt.h"
 
@@ -87,4 +88,12 @@ int timefmt_parse(const char *s, unsigned flags, int64_t *ms)
 	if (ms)
 		*ms = t * 1000 + frac;
 	return 0;
+}
+
+uint64_t timefmt_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }

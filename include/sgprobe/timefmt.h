@@ -1,7 +1,7 @@
 /*
  * timefmt: the RFC 3339 / ISO 8601 UTC timestamps sgprobe reads, in one place:
  * the reports' `at` and `sent_at` (strict) and the AWS credential endpoints'
- * `Expiration` (lenient).
+ * `Expiration` (lenient); and the wall clock they are compared with.
  */
 #ifndef SGPROBE_TIMEFMT_H
 #define SGPROBE_TIMEFMT_H
@@ -25,5 +25,11 @@
  * (`*ms` unchanged).
  */
 int timefmt_parse(const char *s, unsigned flags, int64_t *ms);
+
+/**
+ * The wall clock, in ms since the Unix epoch: for timestamps that leave the
+ * process and for credentials' expiry, never for durations (uv_now()).
+ */
+uint64_t timefmt_now_ms(void);
 
 #endif
