@@ -42,7 +42,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -57,6 +56,7 @@
 
 #include "sgprobe/auth.h"
 #include "sgprobe/report.h"
+#include "sgprobe/strbuf.h"
 
 #define EXIT_USAGE      2
 #define MAX_CONNECTIONS 1024
@@ -476,34 +476,6 @@ out:
 	return result;
 }
 
-/* Appends printf output to a growing buffer. Returns 0 or -ENOMEM. */
-static int appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return -EINVAL;
-		if ((size_t)n < *cap - *len) {
-			*len += (size_t)n;
-			return 0;
-		}
-		char *p = realloc(*buf, *cap * 2 + (size_t)n);
-
-		if (!p)
-			return -ENOMEM;
-		*buf = p;
-		*cap = *cap * 2 + (size_t)n;
-	}
-}
-
 /*
  * The same results as Prometheus text, as an exporter on the agent would push
  * them: a state series and a latency gauge per result, and the report's seq last
@@ -511,41 +483,34 @@ static int appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
  */
 static int build_text(const loadgen_t *lg, agent_t *ag)
 {
-	size_t len = 0, cap = 8192;
-	char *buf = malloc(cap);
-	int result = 0;
+	strbuf_t b = {0};
+	char *buf;
 	unsigned k;
 
-	if (!buf)
-		return -ENOMEM;
-	buf[0] = '\0';
-	result |= appendf(&buf, &len, &cap, "# TYPE sgprobe_probe_state gauge\n");
+	strbuf_adds(&b, "# TYPE sgprobe_probe_state gauge\n");
 	for (k = 0; k < lg->args.results; k++) {
 		const plan_result_t *p = &lg->plan[k];
 
-		result |=
-		    appendf(&buf, &len, &cap,
+		strbuf_addf(&b,
 		            "sgprobe_probe_state{dst_role=\"%s\",target=\"%s\",address=\"%s\","
 		            "port=\"%u\",expected=\"%s\",state=\"%s\"} 1\n",
 		            p->dst_role, p->target, p->address, (unsigned)p->port,
 		            verdict_expect_name(p->expected), verdict_state_name(p->state));
 	}
-	result |= appendf(&buf, &len, &cap, "# TYPE sgprobe_probe_latency_seconds gauge\n");
+	strbuf_adds(&b, "# TYPE sgprobe_probe_latency_seconds gauge\n");
 	for (k = 0; k < lg->args.results; k++) {
 		const plan_result_t *p = &lg->plan[k];
 
-		result |= appendf(&buf, &len, &cap,
-		                  "sgprobe_probe_latency_seconds{dst_role=\"%s\",target=\"%s\","
-		                  "address=\"%s\",port=\"%u\"} %.6f\n",
-		                  p->dst_role, p->target, p->address, (unsigned)p->port,
-		                  (double)p->latency_us / 1e6);
+		strbuf_addf(&b,
+		            "sgprobe_probe_latency_seconds{dst_role=\"%s\",target=\"%s\","
+		            "address=\"%s\",port=\"%u\"} %.6f\n",
+		            p->dst_role, p->target, p->address, (unsigned)p->port,
+		            (double)p->latency_us / 1e6);
 	}
-	result |= appendf(&buf, &len, &cap,
-	                  "# TYPE sgprobe_report_seq gauge\nsgprobe_report_seq @SEQ@\n");
-	if (result) {
-		free(buf);
+	strbuf_adds(&b, "# TYPE sgprobe_report_seq gauge\nsgprobe_report_seq @SEQ@\n");
+	buf = strbuf_take(&b);
+	if (!buf)
 		return -ENOMEM;
-	}
 	return split_template(ag, buf, strstr(buf, "@SEQ@"), strlen("@SEQ@"));
 }
 

@@ -4,12 +4,12 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "collector.h"
+#include "sgprobe/strbuf.h"
 #include "sgprobe/plan.h"
 
 /* Upper bounds of the ingest latency histogram, in seconds. */
@@ -203,103 +203,66 @@ const collector_plan_t *collector_plan(const collector_t *c, const char *role, s
 	return NULL;
 }
 
-/* Appends printf output to a growing buffer. On failure the buffer is left as it
- * was, for the caller to free. */
-static int appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return -EINVAL;
-		if ((size_t)n < *cap - *len) {
-			*len += (size_t)n;
-			return 0;
-		}
-		char *p = realloc(*buf, *cap * 2 + (size_t)n);
-
-		if (!p)
-			return -ENOMEM;
-		*buf = p;
-		*cap = *cap * 2 + (size_t)n;
-	}
-}
-
 char *collector_metrics_text(const collector_t *c, uint64_t now_ms)
 {
 	char *state_text = state_prometheus(c->state, now_ms);
-	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap);
 	uint64_t cumulative = 0;
-	int result = 0, i;
+	strbuf_t b = {0};
+	int i;
 
-	if (!state_text || !buf) {
-		free(state_text);
-		free(buf);
+	if (!state_text)
 		return NULL;
-	}
-	buf[0] = '\0';
-	result |= appendf(&buf, &len, &cap, "%s", state_text);
+	strbuf_adds(&b, state_text);
 	free(state_text);
-	result |= appendf(&buf, &len, &cap,
-	                  "# HELP sgprobe_reports_accepted_total Reports accepted.\n"
-	                  "# TYPE sgprobe_reports_accepted_total counter\n"
-	                  "sgprobe_reports_accepted_total %" PRIu64 "\n"
-	                  "# HELP sgprobe_reports_duplicate_total Reports already accepted "
-	                  "(replays, retries after a lost reply).\n"
-	                  "# TYPE sgprobe_reports_duplicate_total counter\n"
-	                  "sgprobe_reports_duplicate_total %" PRIu64 "\n"
-	                  "# HELP sgprobe_observations_accepted_total Observations stored.\n"
-	                  "# TYPE sgprobe_observations_accepted_total counter\n"
-	                  "sgprobe_observations_accepted_total %" PRIu64 "\n"
-	                  "# HELP sgprobe_reports_rejected_total Requests refused, by reason.\n"
-	                  "# TYPE sgprobe_reports_rejected_total counter\n",
-	                  c->reports_accepted, c->reports_duplicate, c->observations_accepted);
+	strbuf_addf(&b,
+	            "# HELP sgprobe_reports_accepted_total Reports accepted.\n"
+	            "# TYPE sgprobe_reports_accepted_total counter\n"
+	            "sgprobe_reports_accepted_total %" PRIu64 "\n"
+	            "# HELP sgprobe_reports_duplicate_total Reports already accepted "
+	            "(replays, retries after a lost reply).\n"
+	            "# TYPE sgprobe_reports_duplicate_total counter\n"
+	            "sgprobe_reports_duplicate_total %" PRIu64 "\n"
+	            "# HELP sgprobe_observations_accepted_total Observations stored.\n"
+	            "# TYPE sgprobe_observations_accepted_total counter\n"
+	            "sgprobe_observations_accepted_total %" PRIu64 "\n"
+	            "# HELP sgprobe_reports_rejected_total Requests refused, by reason.\n"
+	            "# TYPE sgprobe_reports_rejected_total counter\n",
+	            c->reports_accepted, c->reports_duplicate, c->observations_accepted);
 	for (i = 0; i < REJECT_COUNT; i++)
-		result |= appendf(&buf, &len, &cap,
-		                  "sgprobe_reports_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
-		                  reject_names[i], c->reports_rejected[i]);
-	result |= appendf(&buf, &len, &cap,
-	                  "# HELP sgprobe_plans_served_total Plans served (304s included).\n"
-	                  "# TYPE sgprobe_plans_served_total counter\n"
-	                  "sgprobe_plans_served_total %" PRIu64 "\n"
-	                  "# HELP sgprobe_reloads_total Matrix and keys reloads, by result.\n"
-	                  "# TYPE sgprobe_reloads_total counter\n"
-	                  "sgprobe_reloads_total{result=\"ok\"} %" PRIu64 "\n"
-	                  "sgprobe_reloads_total{result=\"error\"} %" PRIu64 "\n"
-	                  "# HELP sgprobe_ingest_duration_seconds Time to authenticate, decode "
-	                  "and store one report.\n"
-	                  "# TYPE sgprobe_ingest_duration_seconds histogram\n",
-	                  c->plans_served, c->reloads, c->reload_failures);
+		strbuf_addf(&b, "sgprobe_reports_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
+		            reject_names[i], c->reports_rejected[i]);
+	strbuf_addf(&b,
+	            "# HELP sgprobe_plans_served_total Plans served (304s included).\n"
+	            "# TYPE sgprobe_plans_served_total counter\n"
+	            "sgprobe_plans_served_total %" PRIu64 "\n"
+	            "# HELP sgprobe_reloads_total Matrix and keys reloads, by result.\n"
+	            "# TYPE sgprobe_reloads_total counter\n"
+	            "sgprobe_reloads_total{result=\"ok\"} %" PRIu64 "\n"
+	            "sgprobe_reloads_total{result=\"error\"} %" PRIu64 "\n"
+	            "# HELP sgprobe_ingest_duration_seconds Time to authenticate, decode "
+	            "and store one report.\n"
+	            "# TYPE sgprobe_ingest_duration_seconds histogram\n",
+	            c->plans_served, c->reloads, c->reload_failures);
 	for (i = 0; i < COLLECTOR_LATENCY_BUCKETS; i++) {
 		cumulative += c->latency_buckets[i];
-		result |= appendf(&buf, &len, &cap,
-		                  "sgprobe_ingest_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-		                  latency_le[i], cumulative);
+		strbuf_addf(&b, "sgprobe_ingest_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+		            latency_le[i], cumulative);
 	}
-	result |= appendf(&buf, &len, &cap,
-	                  "sgprobe_ingest_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-	                  "sgprobe_ingest_duration_seconds_sum %.9f\n"
-	                  "sgprobe_ingest_duration_seconds_count %" PRIu64 "\n",
-	                  c->latency_count, c->latency_sum_s, c->latency_count);
-	if (!result && c->publisher) {
+	strbuf_addf(&b,
+	            "sgprobe_ingest_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+	            "sgprobe_ingest_duration_seconds_sum %.9f\n"
+	            "sgprobe_ingest_duration_seconds_count %" PRIu64 "\n",
+	            c->latency_count, c->latency_sum_s, c->latency_count);
+	if (c->publisher) {
 		char *pub = publisher_prometheus(c->publisher);
 
-		result = pub ? appendf(&buf, &len, &cap, "%s", pub) : -ENOMEM;
+		if (pub)
+			strbuf_adds(&b, pub);
+		else
+			b.oom = true;
 		free(pub);
 	}
-	if (result) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	return strbuf_take(&b);
 }
 
 /** Records one ingest's duration in the histogram. */

@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "sgprobe/cloudwatch.h"
+#include "sgprobe/strbuf.h"
 
 static bool valid_len(const char *s, size_t max)
 {
@@ -73,38 +74,8 @@ void cw_datum_dispose(cw_datum_t *d)
 
 /* --- the Query body ------------------------------------------------------------------ */
 
-typedef struct {
-	char *p;
-	size_t len;
-	size_t cap;
-	bool oom;
-} buf_t;
-
-static void buf_add(buf_t *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
 /* "&<key>=<value, percent-encoded as RFC 3986 asks>" */
-static void buf_param(buf_t *b, const char *key, const char *value)
+static void add_param(strbuf_t *b, const char *key, const char *value)
 {
 	char *esc = curl_easy_escape(NULL, value, 0);
 
@@ -112,10 +83,10 @@ static void buf_param(buf_t *b, const char *key, const char *value)
 		b->oom = true;
 		return;
 	}
-	buf_add(b, "&", 1);
-	buf_add(b, key, strlen(key));
-	buf_add(b, "=", 1);
-	buf_add(b, esc, strlen(esc));
+	strbuf_addc(b, '&');
+	strbuf_adds(b, key);
+	strbuf_addc(b, '=');
+	strbuf_adds(b, esc);
 	curl_free(esc);
 }
 
@@ -131,35 +102,35 @@ static void format_time(uint64_t ms, char *out, size_t outlen)
 }
 
 /* One datum's members, numbered `k` (from 1). */
-static void encode_datum(buf_t *b, const cw_datum_t *d, size_t k)
+static void encode_datum(strbuf_t *b, const cw_datum_t *d, size_t k)
 {
 	char key[96], val[64];
 	size_t i;
 
 	snprintf(key, sizeof(key), "MetricData.member.%zu.MetricName", k);
-	buf_param(b, key, d->name);
+	add_param(b, key, d->name);
 	for (i = 0; i < d->n_dims; i++) {
 		snprintf(key, sizeof(key), "MetricData.member.%zu.Dimensions.member.%zu.Name", k,
 		         i + 1);
-		buf_param(b, key, d->dims[i].name);
+		add_param(b, key, d->dims[i].name);
 		snprintf(key, sizeof(key), "MetricData.member.%zu.Dimensions.member.%zu.Value", k,
 		         i + 1);
-		buf_param(b, key, d->dims[i].value);
+		add_param(b, key, d->dims[i].value);
 	}
 	snprintf(key, sizeof(key), "MetricData.member.%zu.Value", k);
 	snprintf(val, sizeof(val), "%.17g", d->value);
-	buf_param(b, key, val);
+	add_param(b, key, val);
 	snprintf(key, sizeof(key), "MetricData.member.%zu.Unit", k);
-	buf_param(b, key, d->unit);
+	add_param(b, key, d->unit);
 	snprintf(key, sizeof(key), "MetricData.member.%zu.Timestamp", k);
 	format_time(d->timestamp_ms, val, sizeof(val));
-	buf_param(b, key, val);
+	add_param(b, key, val);
 }
 
 int cw_form_encode(const char *ns, const cw_datum_t *d, size_t n, char **body, size_t *len,
                    size_t *taken)
 {
-	buf_t b = {0};
+	strbuf_t b = {0};
 	size_t k;
 
 	*body = NULL;
@@ -167,8 +138,8 @@ int cw_form_encode(const char *ns, const cw_datum_t *d, size_t n, char **body, s
 	*taken = 0;
 	if (!n || !valid_name(ns))
 		return -EINVAL;
-	buf_add(&b, "Action=PutMetricData&Version=2010-08-01", 39);
-	buf_param(&b, "Namespace", ns);
+	strbuf_adds(&b, "Action=PutMetricData&Version=2010-08-01");
+	add_param(&b, "Namespace", ns);
 	for (k = 0; k < n && k < CW_MAX_DATUMS_PER_CALL && !b.oom; k++) {
 		size_t before = b.len;
 
@@ -179,16 +150,15 @@ int cw_form_encode(const char *ns, const cw_datum_t *d, size_t n, char **body, s
 		}
 	}
 	if (b.oom) {
-		free(b.p);
+		strbuf_free(&b);
 		return -ENOMEM;
 	}
 	if (!k) {
-		free(b.p);
+		strbuf_free(&b);
 		return -EINVAL;
 	}
-	b.p[b.len] = '\0';
-	*body = b.p;
 	*len = b.len;
+	*body = strbuf_take(&b);
 	*taken = k;
 	return 0;
 }

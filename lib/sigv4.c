@@ -14,6 +14,7 @@
  * it is encoded again ("%20" becomes "%2520": AWS's "encoded twice").
  */
 #include "sgprobe/sigv4.h"
+#include "sgprobe/strbuf.h"
 #include "sgprobe/json.h"
 
 #include <errno.h>
@@ -37,14 +38,6 @@
 /* The scope's last element and the key derivation's prefix. */
 #define SCOPE_TERMINATOR "aws4_request"
 #define KEY_PREFIX       "AWS4"
-
-/* A growing string; `oom` is sticky, so a sequence of appends is checked once. */
-typedef struct {
-	char *p;
-	size_t len;
-	size_t cap;
-	bool oom;
-} buf_t;
 
 /* One header being canonicalised: its lower-cased name and its value as sent. */
 typedef struct {
@@ -108,75 +101,6 @@ static const char *quote_n(const char *s, size_t len, char *q, size_t qlen)
 			tmp[i] = '\x01';
 	}
 	return json_quote(tmp, q, qlen);
-}
-
-static bool buf_grow(buf_t *b, size_t add)
-{
-	size_t ncap;
-	char *np;
-
-	if (b->oom)
-		return false;
-	if (b->len + add + 1 <= b->cap)
-		return true;
-	ncap = b->cap ? b->cap : 256;
-	while (ncap < b->len + add + 1) {
-		if (ncap > SIZE_MAX / 2) {
-			b->oom = true;
-			return false;
-		}
-		ncap *= 2;
-	}
-	np = realloc(b->p, ncap);
-	if (!np) {
-		b->oom = true;
-		return false;
-	}
-	b->p = np;
-	b->cap = ncap;
-	return true;
-}
-
-static void buf_add(buf_t *b, const void *s, size_t n)
-{
-	if (!buf_grow(b, n))
-		return;
-	if (n)
-		memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void buf_adds(buf_t *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-static void buf_addc(buf_t *b, char c)
-{
-	buf_add(b, &c, 1);
-}
-
-static void buf_free(buf_t *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
-/* Hands the string over to the caller (NULL when out of memory), leaving `b` empty. */
-static char *buf_take(buf_t *b)
-{
-	char *p;
-
-	if (b->oom || !buf_grow(b, 0)) {
-		buf_free(b);
-		return NULL;
-	}
-	/* Nothing may have been appended yet: the terminator is written here too. */
-	b->p[b->len] = '\0';
-	p = b->p;
-	memset(b, 0, sizeof(*b));
-	return p;
 }
 
 static void hex_encode(const unsigned char *in, size_t n, char *out)
@@ -245,7 +169,7 @@ static bool space(char c)
 }
 
 /* Appends the URI encoding of n bytes: unreserved kept, everything else %XX. */
-static void encode(buf_t *b, const char *s, size_t n)
+static void encode(strbuf_t *b, const char *s, size_t n)
 {
 	static const char digits[] = "0123456789ABCDEF";
 	size_t i;
@@ -254,11 +178,11 @@ static void encode(buf_t *b, const char *s, size_t n)
 		unsigned char c = (unsigned char)s[i];
 
 		if (unreserved(c)) {
-			buf_addc(b, (char)c);
+			strbuf_addc(b, (char)c);
 		} else {
 			char esc[3] = {'%', digits[c >> 4], digits[c & 15]};
 
-			buf_add(b, esc, 3);
+			strbuf_add(b, esc, 3);
 		}
 	}
 }
@@ -269,7 +193,7 @@ static void encode(buf_t *b, const char *s, size_t n)
  * twice. A '%' not followed by two hex digits is an error naming `what` and
  * the byte's position in it (`base` is where `s` starts, counted from 0).
  */
-static int decode_encode(buf_t *b, const char *s, size_t n, const char *what, size_t base,
+static int decode_encode(strbuf_t *b, const char *s, size_t n, const char *what, size_t base,
                          char *err, size_t errlen)
 {
 	size_t i;
@@ -307,7 +231,7 @@ typedef struct {
  * as sent. With keep_path (S3): the segments as they are, each decoded and
  * encoded once.
  */
-static int canonical_uri(buf_t *b, const char *path, bool keep_path, char *err, size_t errlen)
+static int canonical_uri(strbuf_t *b, const char *path, bool keep_path, char *err, size_t errlen)
 {
 	size_t len = path ? strlen(path) : 0;
 	size_t n_max = 1;
@@ -318,7 +242,7 @@ static int canonical_uri(buf_t *b, const char *path, bool keep_path, char *err, 
 	int result;
 
 	if (len == 0) {
-		buf_addc(b, '/');
+		strbuf_addc(b, '/');
 		return 0;
 	}
 	if (path[0] != '/')
@@ -336,7 +260,7 @@ static int canonical_uri(buf_t *b, const char *path, bool keep_path, char *err, 
 			if (result)
 				return result;
 			if (i < len)
-				buf_addc(b, '/');
+				strbuf_addc(b, '/');
 			start = i + 1;
 		}
 		return 0;
@@ -368,14 +292,14 @@ static int canonical_uri(buf_t *b, const char *path, bool keep_path, char *err, 
 		segs[n].len = slen;
 		n++;
 	}
-	buf_addc(b, '/');
+	strbuf_addc(b, '/');
 	for (i = 0; i < n; i++) {
 		if (i > 0)
-			buf_addc(b, '/');
+			strbuf_addc(b, '/');
 		encode(b, segs[i].s, segs[i].len);
 	}
 	if (n > 0 && path[len - 1] == '/')
-		buf_addc(b, '/');
+		strbuf_addc(b, '/');
 	free(segs);
 	return 0;
 }
@@ -399,15 +323,15 @@ static int cmp_param(const void *a, const void *b)
 static int encode_part(const char *query, size_t offset, size_t n, char **out, char *err,
                        size_t errlen)
 {
-	buf_t b = {0};
+	strbuf_t b = {0};
 	int result;
 
 	result = decode_encode(&b, query + offset, n, "query", offset, err, errlen);
 	if (result) {
-		buf_free(&b);
+		strbuf_free(&b);
 		return result;
 	}
-	*out = buf_take(&b);
+	*out = strbuf_take(&b);
 	if (!*out)
 		return fail_oom(err, errlen);
 	return 0;
@@ -418,7 +342,7 @@ static int encode_part(const char *query, size_t offset, size_t n, char **out, c
  * dropped), each name and value decoded and encoded per RFC 3986 (a missing
  * '=' is an empty value), sorted by name then value, joined with '&'.
  */
-static int canonical_query(buf_t *b, const char *query, char *err, size_t errlen)
+static int canonical_query(strbuf_t *b, const char *query, char *err, size_t errlen)
 {
 	size_t len = query ? strlen(query) : 0;
 	size_t n_max = 1;
@@ -464,10 +388,10 @@ static int canonical_query(buf_t *b, const char *query, char *err, size_t errlen
 	qsort(params, n, sizeof(*params), cmp_param);
 	for (i = 0; i < n; i++) {
 		if (i > 0)
-			buf_addc(b, '&');
-		buf_adds(b, params[i].name);
-		buf_addc(b, '=');
-		buf_adds(b, params[i].value);
+			strbuf_addc(b, '&');
+		strbuf_adds(b, params[i].name);
+		strbuf_addc(b, '=');
+		strbuf_adds(b, params[i].value);
 	}
 out:
 	for (i = 0; i < n; i++) {
@@ -493,7 +417,7 @@ static int cmp_hdr(const void *a, const void *b)
 }
 
 /* Appends a header value trimmed, with inner runs of spaces and tabs made one space. */
-static void add_trimmed(buf_t *b, const char *v, size_t len)
+static void add_trimmed(strbuf_t *b, const char *v, size_t len)
 {
 	bool pending = false;
 	bool any = false;
@@ -505,8 +429,8 @@ static void add_trimmed(buf_t *b, const char *v, size_t len)
 			continue;
 		}
 		if (pending)
-			buf_addc(b, ' ');
-		buf_addc(b, v[i]);
+			strbuf_addc(b, ' ');
+		strbuf_addc(b, v[i]);
 		pending = false;
 		any = true;
 	}
@@ -528,7 +452,7 @@ static void trim(const char **v, size_t *len)
  * repeated headers' values joined with ',') to `creq` and the signed headers
  * (`name;name`) to `names`. Sorts `h`.
  */
-static void canonical_headers(buf_t *creq, buf_t *names, hdr_t *h, size_t n)
+static void canonical_headers(strbuf_t *creq, strbuf_t *names, hdr_t *h, size_t n)
 {
 	size_t i;
 
@@ -538,19 +462,19 @@ static void canonical_headers(buf_t *creq, buf_t *names, hdr_t *h, size_t n)
 		            !memcmp(h[i].name, h[i - 1].name, h[i].name_len);
 
 		if (same) {
-			buf_addc(creq, ',');
+			strbuf_addc(creq, ',');
 		} else {
 			if (i > 0) {
-				buf_addc(creq, '\n');
-				buf_addc(names, ';');
+				strbuf_addc(creq, '\n');
+				strbuf_addc(names, ';');
 			}
-			buf_add(creq, h[i].name, h[i].name_len);
-			buf_addc(creq, ':');
-			buf_add(names, h[i].name, h[i].name_len);
+			strbuf_add(creq, h[i].name, h[i].name_len);
+			strbuf_addc(creq, ':');
+			strbuf_add(names, h[i].name, h[i].name_len);
 		}
 		add_trimmed(creq, h[i].value, h[i].value_len);
 	}
-	buf_addc(creq, '\n');
+	strbuf_addc(creq, '\n');
 }
 
 static bool eq_lower(const char *lower, size_t len, const char *name)
@@ -842,11 +766,11 @@ int sigv4_sign(const sigv4_request_t *req, const sigv4_credentials_t *cred, cons
 	char payload[2 * DIGEST_LEN + 1];
 	char creq_hash[2 * DIGEST_LEN + 1];
 	char sig[2 * DIGEST_LEN + 1];
-	buf_t creq = {0};
-	buf_t names = {0};
-	buf_t sts = {0};
-	buf_t scope = {0};
-	buf_t authz = {0};
+	strbuf_t creq = {0};
+	strbuf_t names = {0};
+	strbuf_t sts = {0};
+	strbuf_t scope = {0};
+	strbuf_t authz = {0};
 	seen_t seen = {0};
 	hdr_t *h = NULL;
 	size_t n = 0;
@@ -901,21 +825,21 @@ int sigv4_sign(const sigv4_request_t *req, const sigv4_credentials_t *cred, cons
 		goto out;
 	}
 
-	buf_adds(&creq, req->method);
-	buf_addc(&creq, '\n');
+	strbuf_adds(&creq, req->method);
+	strbuf_addc(&creq, '\n');
 	result = canonical_uri(&creq, req->path, p->keep_path, err, errlen);
 	if (result)
 		goto out;
-	buf_addc(&creq, '\n');
+	strbuf_addc(&creq, '\n');
 	result = canonical_query(&creq, req->query, err, errlen);
 	if (result)
 		goto out;
-	buf_addc(&creq, '\n');
+	strbuf_addc(&creq, '\n');
 	canonical_headers(&creq, &names, h, n);
-	buf_addc(&creq, '\n');
-	buf_add(&creq, names.p ? names.p : "", names.len);
-	buf_addc(&creq, '\n');
-	buf_adds(&creq, payload);
+	strbuf_addc(&creq, '\n');
+	strbuf_add(&creq, names.p ? names.p : "", names.len);
+	strbuf_addc(&creq, '\n');
+	strbuf_adds(&creq, payload);
 	if (creq.oom || names.oom) {
 		result = fail_oom(err, errlen);
 		goto out;
@@ -926,18 +850,18 @@ int sigv4_sign(const sigv4_request_t *req, const sigv4_credentials_t *cred, cons
 	}
 
 	/* The scope, date/region/service/aws4_request, in the string to sign and the header. */
-	buf_add(&scope, out->amz_date, 8);
-	buf_addc(&scope, '/');
-	buf_adds(&scope, p->region);
-	buf_addc(&scope, '/');
-	buf_adds(&scope, p->service);
-	buf_adds(&scope, "/" SCOPE_TERMINATOR);
-	buf_adds(&sts, SIGV4_ALGORITHM "\n");
-	buf_adds(&sts, out->amz_date);
-	buf_addc(&sts, '\n');
-	buf_add(&sts, scope.p ? scope.p : "", scope.len);
-	buf_addc(&sts, '\n');
-	buf_adds(&sts, creq_hash);
+	strbuf_add(&scope, out->amz_date, 8);
+	strbuf_addc(&scope, '/');
+	strbuf_adds(&scope, p->region);
+	strbuf_addc(&scope, '/');
+	strbuf_adds(&scope, p->service);
+	strbuf_adds(&scope, "/" SCOPE_TERMINATOR);
+	strbuf_adds(&sts, SIGV4_ALGORITHM "\n");
+	strbuf_adds(&sts, out->amz_date);
+	strbuf_addc(&sts, '\n');
+	strbuf_add(&sts, scope.p ? scope.p : "", scope.len);
+	strbuf_addc(&sts, '\n');
+	strbuf_adds(&sts, creq_hash);
 	if (sts.oom || scope.oom) {
 		result = fail_oom(err, errlen);
 		goto out;
@@ -952,29 +876,29 @@ int sigv4_sign(const sigv4_request_t *req, const sigv4_credentials_t *cred, cons
 		goto out;
 	}
 
-	buf_adds(&authz, SIGV4_ALGORITHM " Credential=");
-	buf_adds(&authz, cred->access_key_id);
-	buf_addc(&authz, '/');
-	buf_add(&authz, scope.p, scope.len);
-	buf_adds(&authz, ", SignedHeaders=");
-	buf_add(&authz, names.p, names.len);
-	buf_adds(&authz, ", Signature=");
-	buf_adds(&authz, sig);
+	strbuf_adds(&authz, SIGV4_ALGORITHM " Credential=");
+	strbuf_adds(&authz, cred->access_key_id);
+	strbuf_addc(&authz, '/');
+	strbuf_add(&authz, scope.p, scope.len);
+	strbuf_adds(&authz, ", SignedHeaders=");
+	strbuf_add(&authz, names.p, names.len);
+	strbuf_adds(&authz, ", Signature=");
+	strbuf_adds(&authz, sig);
 
-	out->canonical_request = buf_take(&creq);
-	out->string_to_sign = buf_take(&sts);
-	out->authorization = buf_take(&authz);
+	out->canonical_request = strbuf_take(&creq);
+	out->string_to_sign = strbuf_take(&sts);
+	out->authorization = strbuf_take(&authz);
 	if (!out->canonical_request || !out->string_to_sign || !out->authorization)
 		result = fail_oom(err, errlen);
 out:
 	for (i = 0; i < n; i++)
 		free(h[i].name);
 	free(h);
-	buf_free(&creq);
-	buf_free(&names);
-	buf_free(&sts);
-	buf_free(&scope);
-	buf_free(&authz);
+	strbuf_free(&creq);
+	strbuf_free(&names);
+	strbuf_free(&sts);
+	strbuf_free(&scope);
+	strbuf_free(&authz);
 	if (result)
 		sigv4_signed_dispose(out);
 	return result;
@@ -1176,7 +1100,7 @@ void sigv4_rawreq_dispose(sigv4_rawreq_t *r)
 char *sigv4_sreq_format(const sigv4_rawreq_t *r, const sigv4_signed_t *s, const char *session_token,
                         size_t *len)
 {
-	buf_t b = {0};
+	strbuf_t b = {0};
 	const char *eol;
 	size_t n;
 	char *p;
@@ -1184,29 +1108,29 @@ char *sigv4_sreq_format(const sigv4_rawreq_t *r, const sigv4_signed_t *s, const 
 	if (!r || !r->text || !s || !s->authorization || (s->add_token && !session_token))
 		return NULL;
 	eol = r->eol ? r->eol : "\n";
-	buf_add(&b, r->text, r->head_len);
+	strbuf_add(&b, r->text, r->head_len);
 	if (s->add_date) {
-		buf_adds(&b, eol);
-		buf_adds(&b, "X-Amz-Date:");
-		buf_adds(&b, s->amz_date);
+		strbuf_adds(&b, eol);
+		strbuf_adds(&b, "X-Amz-Date:");
+		strbuf_adds(&b, s->amz_date);
 	}
 	if (s->add_token) {
-		buf_adds(&b, eol);
-		buf_adds(&b, "X-Amz-Security-Token:");
-		buf_adds(&b, session_token);
+		strbuf_adds(&b, eol);
+		strbuf_adds(&b, "X-Amz-Security-Token:");
+		strbuf_adds(&b, session_token);
 	}
-	buf_adds(&b, eol);
-	buf_adds(&b, "Authorization: ");
-	buf_adds(&b, s->authorization);
+	strbuf_adds(&b, eol);
+	strbuf_adds(&b, "Authorization: ");
+	strbuf_adds(&b, s->authorization);
 	if (r->req.body_len > 0) {
-		buf_adds(&b, eol);
-		buf_adds(&b, eol);
-		buf_add(&b, r->req.body, r->req.body_len);
+		strbuf_adds(&b, eol);
+		strbuf_adds(&b, eol);
+		strbuf_add(&b, r->req.body, r->req.body_len);
 	} else if (r->head_ended) {
-		buf_adds(&b, eol);
+		strbuf_adds(&b, eol);
 	}
 	n = b.len;
-	p = buf_take(&b);
+	p = strbuf_take(&b);
 	if (p && len)
 		*len = n;
 	return p;
