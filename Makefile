@@ -27,6 +27,8 @@ endif
 # `make clean` work on a machine that has none of the libraries yet.
 DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 DEP_LIBS = $(shell $(PKG_CONFIG) --libs libuv libcjson libcurl openssl zlib)
+# The agent loads libcurl when it first needs it (agent/curlload.h says why).
+AGENT_LIBS = $(shell $(PKG_CONFIG) --libs libuv libcjson openssl zlib)
 H2O_LIBS = $(shell $(PKG_CONFIG) --libs libh2o)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
 
@@ -42,7 +44,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 AGENT_OBJ := $(AGENT_SRC:%.c=$(BUILD)/%.o)
-AGENT_LIB_OBJ := $(filter-out $(BUILD)/agent/main.o,$(AGENT_OBJ))
+AGENT_LIB_OBJ := $(filter-out $(BUILD)/agent/main.o $(BUILD)/agent/curlload.o,$(AGENT_OBJ))
 COLLECTOR_OBJ := $(COLLECTOR_SRC:%.c=$(BUILD)/%.o)
 COLLECTOR_LIB_OBJ := $(filter-out $(BUILD)/collector/main.o,$(COLLECTOR_OBJ)) \
 	$(if $(wildcard collector/dashboard.html),$(BUILD)/gen/dashboard_html.o)
@@ -79,8 +81,9 @@ $(BUILD)/libcollector.a: $(COLLECTOR_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/sgprobe-agent: $(BUILD)/agent/main.o $(BUILD)/libagent.a $(BUILD)/libsgprobe.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS)
+$(BUILD)/sgprobe-agent: $(BUILD)/agent/main.o $(BUILD)/agent/curlload.o $(BUILD)/libagent.a \
+		$(BUILD)/libsgprobe.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(AGENT_LIBS)
 
 $(BUILD)/sgprobe-collector: $(BUILD)/collector/main.o $(BUILD)/libcollector.a $(BUILD)/libsgprobe.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(H2O_LIBS) $(DEP_LIBS)
@@ -97,6 +100,13 @@ $(BUILD)/loadgen: bench/loadgen.c $(BUILD)/libsgprobe.a $(wildcard include/sgpro
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcollector.a $(BUILD)/libagent.a $(BUILD)/libsgprobe.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(H2O_LIBS) $(DEP_LIBS) $(CMOCKA_LIBS)
+
+# These tests reach libcurl the agent's way, through agent/curlload.c.
+CURLLOAD_TESTS := $(BUILD)/tests/test_curlload $(BUILD)/tests/test_curluv
+$(CURLLOAD_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/agent/curlload.o $(BUILD)/libagent.a \
+		$(BUILD)/libsgprobe.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(AGENT_LIBS) $(CMOCKA_LIBS)
 
 # The suite runs against the sanitized build: every test also checks memory safety.
 test: deps

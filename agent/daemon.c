@@ -933,7 +933,12 @@ int daemon_run(const config_t *cfg)
 		free(d);
 		return DAEMON_EXIT_USAGE;
 	}
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	result = curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (result != CURLE_OK) {
+		log_error(&d->lg, "cannot start libcurl",
+		          LOG_STR("error", curl_easy_strerror((CURLcode)result)));
+		goto out;
+	}
 	if (setup_identity(d))
 		goto out;
 	d->tls = make_tls_ctx(d);

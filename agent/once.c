@@ -232,9 +232,15 @@ int once_run(const config_t *cfg, FILE *out)
 		char perr[PUSH_ERR_MAX];
 		int sent;
 
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		sent = push_once(cfg, &key, plan, res, n, (uint64_t)(sum.elapsed_s * 1000), perr,
-		                 sizeof(perr));
+		CURLcode result = curl_global_init(CURL_GLOBAL_DEFAULT);
+
+		if (result == CURLE_OK) {
+			sent = push_once(cfg, &key, plan, res, n, (uint64_t)(sum.elapsed_s * 1000),
+			                 perr, sizeof(perr));
+		} else {
+			snprintf(perr, sizeof(perr), "--push: %s", curl_easy_strerror(result));
+			sent = -1;
+		}
 		curl_global_cleanup();
 		if (sent < 0) {
 			/* The smoke test did not do all it was asked: it fails. */

@@ -38,7 +38,7 @@ COPY container/rootfs.sh container/
 RUN make build/sgprobe-agent \
         CFLAGS="-O2 -g -fstack-protector-strong -fstack-clash-protection -fcf-protection -D_FORTIFY_SOURCE=2" \
         LDFLAGS="-Wl,-z,relro -Wl,-z,now" \
-    && sh container/rootfs.sh build/sgprobe-agent /staging --user sgprobe:10001
+    && sh container/rootfs.sh build/sgprobe-agent /staging --user sgprobe:10001 --dlopen libcurl.so.4
 
 # The runtime: the staged folder and nothing else.
 FROM scratch

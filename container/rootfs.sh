@@ -6,7 +6,11 @@
 # tests/integration/test_container.sh, which runs the binaries from the result:
 # what the test proves is what the image holds.
 #
-#   sh container/rootfs.sh BINARY DEST [--user NAME:UID]
+#   sh container/rootfs.sh BINARY DEST [--user NAME:UID] [--dlopen SONAME]...
+#
+# --dlopen names a library the program loads itself at run time (sgprobe-agent
+# loads libcurl.so.4 when it first needs it, agent/curlload.h): ldd cannot see it,
+# so it is looked up beside the program's libc and copied with what it needs.
 #
 # DEST then holds:
 #   /usr/local/bin/BINARY            the program (root's, 0755)
@@ -32,7 +36,7 @@ die() {
 	exit 1
 }
 usage() {
-	echo "usage: sh container/rootfs.sh BINARY DEST [--user NAME:UID]" >&2
+	echo "usage: sh container/rootfs.sh BINARY DEST [--user NAME:UID] [--dlopen SONAME]..." >&2
 	exit 2
 }
 
@@ -42,6 +46,8 @@ dest=$2
 shift 2
 user=sgprobe
 uid=10001
+spec=$user:$uid
+dlopens=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--user)
@@ -53,10 +59,21 @@ while [ $# -gt 0 ]; do
 		spec=${1#--user=}
 		shift
 		;;
+	--dlopen)
+		[ $# -ge 2 ] || usage
+		dlopens="$dlopens $2"
+		shift 2
+		;;
 	*) usage ;;
 	esac
-	user=${spec%%:*}
-	uid=${spec#*:}
+done
+user=${spec%%:*}
+uid=${spec#*:}
+for so in $dlopens; do
+	case $so in
+	lib*.so*) case $so in */*) die "--dlopen: '$so' is not a library name (libNAME.so.N)" ;; esac ;;
+	*) die "--dlopen: '$so' is not a library name (libNAME.so.N)" ;;
+	esac
 done
 case $user in
 '' | [!a-z_]* | *[!a-z0-9_-]*) die "--user: '$user' is not a user name ([a-z_][a-z0-9_-]*)" ;;
@@ -152,6 +169,23 @@ libs=$(printf '%s\n' "$lddout" | awk '$2 == "=>" && $3 ~ /^\// { print $3; next 
 loader=$(printf '%s\n' "$lddout" | awk '$2 != "=>" && $1 ~ /^\// { print $1 }')
 [ -z "$lddout" ] || [ -n "$loader" ] || die "ldd $bin names no dynamic loader:
 $lddout"
+# The libraries loaded with dlopen(): from the directory of the program's libc,
+# the same architecture, with everything ldd says they need.
+if [ -n "$dlopens" ]; then
+	libdir=$(printf '%s\n' "$libs" | awk -F/ '$NF == "libc.so.6" { NF--; print; exit }' OFS=/)
+	[ -n "$libdir" ] || die "--dlopen: $bin does not use libc.so.6: where would its libraries be?"
+	for so in $dlopens; do
+		[ -e "$libdir/$so" ] || die "--dlopen $so: no $libdir/$so (install it in the build stage)"
+		more=$(LC_ALL=C ldd "$libdir/$so" 2>&1) || die "ldd $libdir/$so failed: $more"
+		missing=$(printf '%s\n' "$more" | grep 'not found' || true)
+		[ -z "$missing" ] || die "ldd $libdir/$so: libraries not found (install them in the build stage):
+$missing"
+		libs="$libs
+$libdir/$so
+$(printf '%s\n' "$more" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')"
+	done
+	libs=$(printf '%s\n' "$libs" | awk 'NF && !seen[$0]++')
+fi
 for lib in $libs; do
 	mirror "$lib"
 done

@@ -122,7 +122,10 @@ for img in agent collector; do
 	check "$img: the runtime stage is FROM scratch" grep -qx 'FROM scratch' "$work/$img.final"
 	check "$img: the runtime is the staged folder" grep -qx 'COPY --from=build /staging /' "$work/$img.final"
 	check "$img: the build stage makes build/$bin and stages it with container/rootfs.sh" \
-		grep -q "make build/$bin .*&& sh container/rootfs.sh build/$bin /staging --user sgprobe:10001\$" "$work/$img.all"
+		grep -Eq "make build/$bin .*&& sh container/rootfs.sh build/$bin /staging --user sgprobe:10001( --dlopen [^ ]+)*\$" "$work/$img.all"
+	# What the image's rootfs.sh line adds (the agent's --dlopen), for the roots below.
+	sed -n "s#.*sh container/rootfs.sh build/$bin /staging --user sgprobe:10001##p" "$work/$img.all" \
+		>"$work/$img.rootfs-args"
 	eq "$img: USER is 10001:10001, the user rootfs.sh creates" \
 		"$(grep '^USER ' "$work/$img.final")" "USER 10001:10001"
 	eq "$img: ARG VERSION defaults to the project's version ($version)" \
@@ -194,7 +197,9 @@ done
 for img in agent collector; do
 	root="$work/$img"
 	bin=sgprobe-$img
-	sh "$top/container/rootfs.sh" "$build/$bin" "$root" --user sgprobe:10001 2>"$work/rootfs-$img.err"
+	read -r -a extra <"$work/$img.rootfs-args" || true
+	sh "$top/container/rootfs.sh" "$build/$bin" "$root" --user sgprobe:10001 "${extra[@]}" \
+		2>"$work/rootfs-$img.err"
 	rc=$?
 	cat "$work/rootfs-$img.err"
 	eq "$img: container/rootfs.sh builds the root filesystem" "$rc" 0
@@ -217,6 +222,11 @@ for img in agent collector; do
 		[ -f "$root$lib" ] || missing="$missing $lib"
 	done
 	eq "$img: every library ldd names, and the loader, resolve inside the root" "$missing" ""
+	if [ "$img" = agent ]; then
+		# The agent loads libcurl itself when it first pushes (agent/curlload.h).
+		check "agent: libcurl, which ldd does not name, is in the root (--dlopen)" \
+			test -n "$(find "$root" -name 'libcurl.so.4' -print -quit)"
+	fi
 	check "$img: no link points out of the root" sh -c \
 		"! find '$root' -type l -lname '/*' | grep -q ."
 	check "$img: /etc/passwd names uid 10001 sgprobe, with no shell" \
@@ -322,6 +332,22 @@ eq "agent: --once --push from its root to the collector in its root exits 0" "$?
 check "agent: ... says it pushed" grep -q 'pushed 1 report' "$work/push.err"
 eq "collector: the pushed observation is in its matrix" \
 	"$(curl -s "http://127.0.0.1:$A/v1/matrix" | jq -r ".cells[] | select(.src_role == \"web\" and .dst_role == \"api\" and .port == $LP) | .observations[] | select(.agent == \"web-c\") | .verdict")" ok
+
+# An agent root made without the Dockerfile's --dlopen: probing works, pushing
+# fails and says why.
+sh "$top/container/rootfs.sh" "$build/sgprobe-agent" "$work/nocurl" --user sgprobe:10001 >/dev/null 2>&1
+mkdir -p "$work/nocurl/proc" "$work/nocurl/etc/sgprobe"
+cp "$work/matrix.json" "$work/nocurl/etc/sgprobe/"
+chmod 0644 "$work/nocurl/etc/sgprobe/matrix.json"
+(in_root "$work/nocurl" "$user" "${agent_env[@]}" -- /usr/local/bin/sgprobe-agent --once \
+	--matrix /etc/sgprobe/matrix.json --role web --agent-address 127.0.0.11) >/dev/null 2>&1
+eq "agent without libcurl: --once (no push) still exits 0" "$?" 0
+(in_root "$work/nocurl" "$user" "${agent_env[@]}" SGPROBE_KEY=container-secret -- /usr/local/bin/sgprobe-agent \
+	--once --matrix /etc/sgprobe/matrix.json --role web --agent-address 127.0.0.11 --agent-id web-c \
+	--push "http://127.0.0.1:$P/v1/reports" --key-id web-1 --format json) >/dev/null 2>"$work/nocurl.err"
+eq "agent without libcurl: --once --push exits 1" "$?" 1
+check "agent without libcurl: ... saying it cannot load libcurl.so.4" \
+	grep -q 'sgprobe-agent: --push: cannot load libcurl (libcurl.so.4)' "$work/nocurl.err"
 
 # --- the agent's daemon and its health check --------------------------------------------------
 denv=("${agent_env[@]}" SGPROBE_MATRIX=/etc/sgprobe/matrix.json SGPROBE_ROLE=web SGPROBE_AGENT_ADDRESS=127.0.0.11)
