@@ -804,6 +804,64 @@ static void test_matrix_plan_probe_allowed_false(void **state)
 	matrix_free(m);
 }
 
+/*
+ * Allowed ports are always planned: a rule's port is probed towards its
+ * destination even when neither that role's ports nor probe.ports list it,
+ * and only towards that destination.
+ */
+static void test_matrix_plan_allowed_ports_always_planned(void **state)
+{
+	char err[MATRIX_ERR_MAX] = "";
+	matrix_t *m;
+	matrix_plan_t *p;
+	const matrix_target_t *t;
+
+	(void)state;
+	m = parse_q("{'version':1,'name':'ap','probe':{'ports':[22]},'roles':{"
+	            "'a':{'endpoints':['a.example'],'ports':[],'agent':true},"
+	            "'b':{'endpoints':['b.example'],'ports':[],'agent':false},"
+	            "'c':{'endpoints':['c.example'],'ports':[],'agent':false}},"
+	            "'allow':[{'from':'a','to':'b','ports':[9999]}]}",
+	            err);
+	if (!m)
+		fail_msg("%s", err);
+	p = matrix_plan_for_role(m, "a", NULL, err, sizeof(err));
+	assert_non_null(p);
+	/* a, b and c on 22; b also on 9999. */
+	assert_int_equal(p->n_targets, 4);
+	assert_plan_consistent(m, p);
+	t = find(p, "b", "b.example", 9999);
+	assert_int_equal(t->expected, VERDICT_EXPECT_ALLOW);
+	assert_true(t->probe);
+	assert_int_equal(find(p, "b", "b.example", 22)->expected, VERDICT_EXPECT_DENY);
+	assert_int_equal(find(p, "c", "c.example", 22)->expected, VERDICT_EXPECT_DENY);
+	matrix_plan_free(p);
+
+	/* Another source, which no rule allows to b, does not probe 9999. */
+	p = matrix_plan_for_role(m, "b", NULL, err, sizeof(err));
+	assert_non_null(p);
+	assert_int_equal(p->n_targets, 3);
+	assert_int_equal(count_expected(p, VERDICT_EXPECT_ALLOW), 0);
+	matrix_plan_free(p);
+	matrix_free(m);
+
+	/* With no probe ports and no role ports, the allowed port is the whole plan. */
+	m = parse_q("{'version':1,'name':'ap','probe':{'ports':[]},'roles':{"
+	            "'a':{'endpoints':['a.example'],'ports':[],'agent':true},"
+	            "'b':{'endpoints':['b.example','198.18.0.9'],'ports':[],'agent':false}},"
+	            "'allow':[{'from':'a','to':'b','ports':[9999]}]}",
+	            err);
+	if (!m)
+		fail_msg("%s", err);
+	p = matrix_plan_for_role(m, "a", NULL, err, sizeof(err));
+	assert_non_null(p);
+	assert_int_equal(p->n_targets, 2);
+	assert_int_equal(find(p, "b", "b.example", 9999)->expected, VERDICT_EXPECT_ALLOW);
+	assert_int_equal(find(p, "b", "198.18.0.9", 9999)->expected, VERDICT_EXPECT_ALLOW);
+	matrix_plan_free(p);
+	matrix_free(m);
+}
+
 /* An unknown role has no plan, and the message says which matrix was asked. */
 static void test_matrix_plan_unknown_role(void **state)
 {
@@ -895,6 +953,7 @@ int main(void)
 	    cmocka_unit_test(test_matrix_plan_main_backend),
 	    cmocka_unit_test(test_matrix_plan_skips_own_ip_address),
 	    cmocka_unit_test(test_matrix_plan_probe_allowed_false),
+	    cmocka_unit_test(test_matrix_plan_allowed_ports_always_planned),
 	    cmocka_unit_test(test_matrix_plan_unknown_role),
 	    cmocka_unit_test(test_matrix_plan_outlives_matrix),
 	    cmocka_unit_test(test_matrix_plan_size_is_bounded),
