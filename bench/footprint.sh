@@ -1,7 +1,8 @@
 #!/bin/sh
 # Benchmark: the sidecar's footprint in steady state. sgprobe-agent runs as a
 # daemon in the AFIRGen lab's main-backend namespace, probing that role's plan
-# every second (--interval-s 1, no collector: the rounds are only logged); in
+# every second (--interval-s 1) and pushing a signed report of each round to a
+# sgprobe-collector in the lab's collector namespace, as a sidecar does; in
 # the same namespace and at the same time, Prometheus blackbox_exporter probes
 # the same targets at the same rate, driven by a scraper that requests
 # /probe?module=...&target=HOST:PORT for every target once a second. After a
@@ -52,6 +53,28 @@ command -v $blackbox >/dev/null || die "$blackbox is missing (sh scripts/deps.sh
 addr=$("$lab" addr $role)
 ca=$("$lab" ca)
 hz=$(getconf CLK_TCK)
+
+# The collector takes the place of the collector host's stand-in listener, with
+# a key for this one agent (the secret stays in $work).
+caddr=$("$lab" addr sgprobe-collector)
+"$lab" stop sgprobe-collector
+openssl rand -hex 24 | tr -d '\n' >"$work/agent.secret"
+printf '{"keys": [{"id": "bench", "secret_file": "agent.secret", "roles": ["%s"]}]}\n' $role \
+	>"$work/keys.json"
+"$lab" exec sgprobe-collector "$collector" --matrix "$matrix" --keys "$work/keys.json" \
+	--listen "$caddr:9443" --admin-listen 127.0.0.1:9090 >"$work/collector.out" \
+	2>"$work/collector.log" &
+echo $! >"$work/collector.pid"
+i=0
+until "$lab" exec sgprobe-collector "$collector" health --admin-listen 127.0.0.1:9090 2>/dev/null; do
+	i=$((i + 1))
+	[ $i -gt 100 ] && { cat "$work/collector.log" >&2; die "the collector did not start"; }
+	sleep 0.1
+done
+accepted() {
+	"$lab" exec sgprobe-collector curl -sf http://127.0.0.1:9090/metrics |
+		awk '$1 == "sgprobe_reports_accepted_total" { print $2 }'
+}
 
 # The plan's targets, less those that resolve (in the namespace) to the agent's
 # own address, as the agent skips them. A target keeps its own interval when it
@@ -130,7 +153,9 @@ while True:
 PY
 
 # --- start both, in the same namespace ---------------------------------------------------
-"$lab" exec $role "$agent" --matrix "$matrix" --role $role --agent-address "$addr" \
+SGPROBE_KEY=$(cat "$work/agent.secret") "$lab" exec $role "$agent" \
+	--collector "http://collector.afirgen.internal:9443" --key-id bench --agent-id bench \
+	--role $role --agent-address "$addr" \
 	--interval-s 1 --timeout-ms $timeout_ms --rate 0 --per-host 0 --probe-ca-file "$ca" \
 	>"$work/agent.out" 2>"$work/agent.log" &
 echo $! >"$work/agent.pid"
@@ -163,6 +188,7 @@ lines() { wc -l <"$1"; }
 
 a0=$(cpu "$apid")
 b0=$(cpu "$bpid")
+r0=$(accepted)
 al0=$(lines "$work/agent.log")
 sl0=$(lines "$work/scrape.log")
 : >"$work/anon"
@@ -174,6 +200,7 @@ while [ $s -lt "$seconds" ]; do
 done
 a1=$(cpu "$apid")
 b1=$(cpu "$bpid")
+r1=$(accepted)
 al1=$(lines "$work/agent.log")
 sl1=$(lines "$work/scrape.log")
 a_hwm=$(status "$apid" VmHWM)
@@ -212,5 +239,6 @@ awk -v n="$n_targets" -v s="$seconds" -v w=$warmup -v hz="$hz" -v bbv="$bbv" \
 		printf "goal RssAnon < 4 MiB:    %d KiB  %s\n", ax, ax < 4096 ? "met" : "MISSED"
 		printf "probes in the window: agent %d (%.1f/s), scraper %d (%.1f/s); %d targets x %d s = %d\n", ap, ap / s, bp, bp / s, n1, s, n1 * s
 	}' "$work/anon"
-echo "agent: $rounds rounds, $a_open results open; scraper: $b_open with probe_success 1, $bad requests failed"
-[ "$ap" -gt 0 ] && [ "$bp" -gt 0 ] && [ "$bad" = 0 ]
+pushed=$((${r1:-0} - ${r0:-0}))
+echo "agent: $rounds rounds, $a_open results open, $pushed reports accepted by the collector; scraper: $b_open with probe_success 1, $bad requests failed"
+[ "$ap" -gt 0 ] && [ "$bp" -gt 0 ] && [ "$bad" = 0 ] && [ "$pushed" -gt 0 ]
