@@ -18,7 +18,16 @@ static const double latency_le[COLLECTOR_LATENCY_BUCKETS] = {
 };
 
 static const char *const reject_names[REJECT_COUNT] = {
-    "malformed", "unauthorized", "too_large", "full", "unknown_role",
+    "malformed",
+    "unauthorized",
+    "too_large",
+    "full",
+};
+
+static const char *const plan_reject_names[PLAN_REJECT_COUNT] = {
+    "malformed",
+    "unauthorized",
+    "unknown_role",
 };
 
 /* FNV-1a: an ETag only has to change when the plan does. */
@@ -192,6 +201,30 @@ void collector_dispose(collector_t *c)
 	c->matrix = NULL;
 }
 
+int collector_check_report(const collector_t *c, const auth_key_t *key, const report_t *r,
+                           char *msg, size_t msglen)
+{
+	const char *held;
+
+	if (!auth_key_allows(key, r->agent.role)) {
+		snprintf(msg, msglen, "unauthorized: key '%s' may not report for role '%s'",
+		         key ? key->id : "", r->agent.role ? r->agent.role : "");
+		return -EACCES;
+	}
+	/* Agent ids are unique across roles (task ARNs, host/role), so an id held
+	 * by another role is a misconfiguration or a takeover: refused unless the
+	 * key may speak for both roles, until the holder is forgotten. */
+	held = state_agent_role(c->state, r->agent.id);
+	if (held && r->agent.role && strcmp(held, r->agent.role) && !auth_key_allows(key, held)) {
+		snprintf(msg, msglen,
+		         "unauthorized: agent '%s' is an agent of role '%s', which key '%s' "
+		         "may not speak for",
+		         r->agent.id, held, key->id);
+		return -EACCES;
+	}
+	return 0;
+}
+
 const collector_plan_t *collector_plan(const collector_t *c, const char *role, size_t len)
 {
 	size_t i;
@@ -225,7 +258,7 @@ char *collector_metrics_text(const collector_t *c, uint64_t now_ms)
 	            "# HELP sgprobe_observations_accepted_total Observations stored.\n"
 	            "# TYPE sgprobe_observations_accepted_total counter\n"
 	            "sgprobe_observations_accepted_total %" PRIu64 "\n"
-	            "# HELP sgprobe_reports_rejected_total Requests refused, by reason.\n"
+	            "# HELP sgprobe_reports_rejected_total Reports refused, by reason.\n"
 	            "# TYPE sgprobe_reports_rejected_total counter\n",
 	            c->reports_accepted, c->reports_duplicate, c->observations_accepted);
 	for (i = 0; i < REJECT_COUNT; i++)
@@ -235,6 +268,14 @@ char *collector_metrics_text(const collector_t *c, uint64_t now_ms)
 	            "# HELP sgprobe_plans_served_total Plans served (304s included).\n"
 	            "# TYPE sgprobe_plans_served_total counter\n"
 	            "sgprobe_plans_served_total %" PRIu64 "\n"
+	            "# HELP sgprobe_plan_requests_rejected_total Plan requests refused, by "
+	            "reason.\n"
+	            "# TYPE sgprobe_plan_requests_rejected_total counter\n",
+	            c->plans_served);
+	for (i = 0; i < PLAN_REJECT_COUNT; i++)
+		strbuf_addf(&b, "sgprobe_plan_requests_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
+		            plan_reject_names[i], c->plans_rejected[i]);
+	strbuf_addf(&b,
 	            "# HELP sgprobe_reloads_total Matrix and keys reloads, by result.\n"
 	            "# TYPE sgprobe_reloads_total counter\n"
 	            "sgprobe_reloads_total{result=\"ok\"} %" PRIu64 "\n"
@@ -242,7 +283,7 @@ char *collector_metrics_text(const collector_t *c, uint64_t now_ms)
 	            "# HELP sgprobe_ingest_duration_seconds Time to authenticate, decode "
 	            "and store one report.\n"
 	            "# TYPE sgprobe_ingest_duration_seconds histogram\n",
-	            c->plans_served, c->reloads, c->reload_failures);
+	            c->reloads, c->reload_failures);
 	for (i = 0; i < COLLECTOR_LATENCY_BUCKETS; i++) {
 		cumulative += c->latency_buckets[i];
 		strbuf_addf(&b, "sgprobe_ingest_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",

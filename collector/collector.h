@@ -15,20 +15,37 @@
 
 #include "sgprobe/auth.h"
 #include "sgprobe/matrix.h"
+#include "sgprobe/report.h"
 #include "publisher.h"
 #include "state.h"
 
 #define COLLECTOR_ERR_MAX 512
 
-/** Why a report or a plan request was refused, for the counters. */
+/** Why a report was refused: sgprobe_reports_rejected_total{reason}. */
 typedef enum {
-	REJECT_MALFORMED = 0, /* 400 */
-	REJECT_AUTH,          /* 401 */
-	REJECT_TOO_LARGE,     /* 413 */
-	REJECT_FULL,          /* 429 */
-	REJECT_UNKNOWN_ROLE,  /* 404 (plans) */
+	REJECT_MALFORMED = 0, /* 400: not a report, naming the field */
+	REJECT_AUTH,          /* 401: signature, key, or a role the key may not speak for */
+	REJECT_TOO_LARGE,     /* 413: body over REPORT_MAX_BODY or over REPORT_MAX_RESULTS */
+	REJECT_FULL,          /* 429: the state's bounds */
 	REJECT_COUNT
 } collector_reject_t;
+
+/** Why a plan request was refused: sgprobe_plan_requests_rejected_total{reason}. */
+typedef enum {
+	PLAN_REJECT_MALFORMED = 0, /* 400: no role in the query, or a bad escape */
+	PLAN_REJECT_AUTH,          /* 401 */
+	PLAN_REJECT_UNKNOWN_ROLE,  /* 404: the matrix has no such role */
+	PLAN_REJECT_COUNT
+} collector_plan_reject_t;
+
+/*
+ * What h2o buffers of one request on the agents' listener before it refuses it
+ * itself. It is above REPORT_MAX_BODY so that a body between the two reaches
+ * the handler, which answers 413 with a JSON error and counts it; beyond it h2o
+ * answers on its own (HTTP/1.1: a plain-text 413; HTTP/2: the stream is reset),
+ * uncounted. Each request in flight holds at most this much.
+ */
+#define COLLECTOR_ENTITY_MAX (4 * (size_t)REPORT_MAX_BODY)
 
 /** Ingest latency histogram buckets, in seconds (Prometheus `le`). */
 #define COLLECTOR_LATENCY_BUCKETS 10
@@ -94,6 +111,7 @@ typedef struct collector_s {
 	uint64_t reports_rejected[REJECT_COUNT];
 	uint64_t observations_accepted;
 	uint64_t plans_served;
+	uint64_t plans_rejected[PLAN_REJECT_COUNT];
 	uint64_t reloads;
 	uint64_t reload_failures;
 	uint64_t latency_buckets[COLLECTOR_LATENCY_BUCKETS];
@@ -118,6 +136,17 @@ int collector_reload(collector_t *c, char *err, size_t errlen);
 
 /** Frees what collector_init() built (not the listeners: collector_http_close()). */
 void collector_dispose(collector_t *c);
+
+/**
+ * Decides whether `key` (which signed the request) may speak for report `r`:
+ * its role must be one of the key's, and its agent id must not be held by an
+ * agent of another role the key may not speak for (else a key of one role
+ * could send `final` under another role's agent id and erase its
+ * observations, or take it over). Returns 0, or -EACCES with the reason, naming
+ * key, role and agent, in `msg`.
+ */
+int collector_check_report(const collector_t *c, const auth_key_t *key, const report_t *r,
+                           char *msg, size_t msglen);
 
 /** Returns the encoded plan of `role`, or NULL when the matrix has no such role. */
 const collector_plan_t *collector_plan(const collector_t *c, const char *role, size_t len);

@@ -1,7 +1,9 @@
 /*
  * http: the collector's two listeners on libh2o (HTTP/1.1 and HTTP/2, TLS when
  * configured) and their routes. h2o parses every request and buffers bodies
- * up to the configured limit, answering 413 above it; nothing here parses HTTP.
+ * up to COLLECTOR_ENTITY_MAX; the report handler refuses those over
+ * REPORT_MAX_BODY itself, with a JSON 413 that is counted. Nothing here parses
+ * HTTP.
  *
  *   agents: POST /v1/reports, GET /v1/plan?role=R, GET /healthz
  *   admin:  GET /v1/matrix, GET /metrics, GET /, GET /healthz
@@ -137,9 +139,12 @@ static const char *header(h2o_req_t *req, const h2o_token_t *token, size_t *len)
 	return req->headers.entries[i].value.base;
 }
 
-/* Verifies the signature; on refusal answers 401 and returns false. */
+/*
+ * Verifies the signature; on refusal answers 401, counts it in `rejected`
+ * and returns false.
+ */
 static bool authenticate(collector_t *c, h2o_req_t *req, const char *method, const char *role,
-                         const auth_key_t **key)
+                         const auth_key_t **key, uint64_t *rejected)
 {
 	char *target = h2o_mem_alloc_pool(&req->pool, req->path.len + 1);
 	const char *value;
@@ -155,7 +160,7 @@ static bool authenticate(collector_t *c, h2o_req_t *req, const char *method, con
 	                req->entity.base ? req->entity.len : 0, role, (int64_t)time(NULL), key);
 	if (result == AUTH_OK)
 		return true;
-	c->reports_rejected[REJECT_AUTH]++;
+	(*rejected)++;
 	snprintf(msg, sizeof(msg), "unauthorized: %s", auth_result_message(result));
 	respond_error(req, 401, "Unauthorized", msg);
 	return false;
@@ -165,14 +170,23 @@ static void handle_report(collector_t *c, h2o_req_t *req)
 {
 	uint64_t t0 = uv_hrtime();
 	const auth_key_t *key = NULL;
-	char err[REPORT_ERR_MAX], msg[REPORT_ERR_MAX + 64];
+	char err[REPORT_ERR_MAX], msg[3 * REPORT_MAX_STRING];
 	state_ingest_t out;
 	bool too_large = false;
 	report_t *r;
 	cJSON *doc;
 	int result;
 
-	if (!authenticate(c, req, "POST", NULL, &key))
+	/* Checked before the signature: hashing a body that will be refused
+	 * anyway is work an unauthenticated sender should not get for free. */
+	if (req->entity.base && req->entity.len > REPORT_MAX_BODY) {
+		c->reports_rejected[REJECT_TOO_LARGE]++;
+		snprintf(msg, sizeof(msg), "body: %zu bytes exceeds the limit of %u bytes (1 MiB)",
+		         req->entity.len, REPORT_MAX_BODY);
+		respond_error(req, 413, "Payload Too Large", msg);
+		return;
+	}
+	if (!authenticate(c, req, "POST", NULL, &key, &c->reports_rejected[REJECT_AUTH]))
 		return;
 	r = report_decode(req->entity.base ? req->entity.base : "",
 	                  req->entity.base ? req->entity.len : 0, err, sizeof(err), &too_large);
@@ -184,10 +198,8 @@ static void handle_report(collector_t *c, h2o_req_t *req)
 			respond_error(req, 400, "Bad Request", err);
 		return;
 	}
-	if (!auth_key_allows(key, r->agent.role)) {
+	if (collector_check_report(c, key, r, msg, sizeof(msg))) {
 		c->reports_rejected[REJECT_AUTH]++;
-		snprintf(msg, sizeof(msg), "unauthorized: key '%s' may not report for role '%s'",
-		         key->id, r->agent.role);
 		report_free(r);
 		respond_error(req, 401, "Unauthorized", msg);
 		return;
@@ -235,15 +247,15 @@ static void handle_plan(collector_t *c, h2o_req_t *req)
 
 	len = query_param(req, "role", role, sizeof(role));
 	if (len <= 0) {
-		c->reports_rejected[REJECT_MALFORMED]++;
+		c->plans_rejected[PLAN_REJECT_MALFORMED]++;
 		respond_error(req, 400, "Bad Request", "role: required query parameter");
 		return;
 	}
-	if (!authenticate(c, req, "GET", role, NULL))
+	if (!authenticate(c, req, "GET", role, NULL, &c->plans_rejected[PLAN_REJECT_AUTH]))
 		return;
 	plan = collector_plan(c, role, (size_t)len);
 	if (!plan) {
-		c->reports_rejected[REJECT_UNKNOWN_ROLE]++;
+		c->plans_rejected[PLAN_REJECT_UNKNOWN_ROLE]++;
 		snprintf(msg, sizeof(msg), "role: '%s' is not in matrix '%s'", role,
 		         c->matrix->name);
 		respond_error(req, 404, "Not Found", msg);
@@ -411,8 +423,10 @@ static int listener_start(collector_t *c, collector_listener_t *l, bool admin, c
 			return -EINVAL;
 	}
 	h2o_config_init(&l->config);
-	/* Reports are refused above this before they are buffered whole. */
-	l->config.max_request_entity_size = admin ? 4096 : REPORT_MAX_BODY;
+	/* h2o refuses bodies above this before buffering them whole, in its own
+	 * words (collector.h says how); the report handler refuses the ones
+	 * between REPORT_MAX_BODY and this in ours. */
+	l->config.max_request_entity_size = admin ? 4096 : COLLECTOR_ENTITY_MAX;
 	host = h2o_config_register_host(&l->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	path = h2o_config_register_path(host, "/", 0);
 	handler = h2o_create_handler(path, sizeof(*handler));

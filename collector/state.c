@@ -1025,6 +1025,13 @@ int state_ingest(state_t *s, const report_t *r, uint64_t now_ms, uint64_t wall_m
 	return 0;
 }
 
+const char *state_agent_role(const state_t *s, const char *id)
+{
+	const agent_t *a = s && id ? agent_find(s, id) : NULL;
+
+	return a ? a->role : NULL;
+}
+
 void state_expire(state_t *s, uint64_t now_ms)
 {
 	/* Both lists are in time order: stop at the first that is still current. */

@@ -82,6 +82,15 @@ int state_ingest(state_t *s, const report_t *r, uint64_t now_ms, uint64_t wall_m
                  state_ingest_t *out);
 
 /**
+ * Returns the role of the agent `id` while the state holds it (live or stale,
+ * until its `final` report or the retention forgets it), or NULL when it holds
+ * no such agent. The string is borrowed: it lives until the next state_ingest(),
+ * state_expire() or state_free(). The collector uses it to refuse a report that
+ * takes over an agent id of a role its key may not speak for.
+ */
+const char *state_agent_role(const state_t *s, const char *id);
+
+/**
  * Forgets agents silent for longer than the retention, with their observations,
  * and any observation received longer than the retention ago. O(what expires).
  */

@@ -801,6 +801,45 @@ static void test_agent_role_change(void **unused)
 	matrix_free(m);
 }
 
+/*
+ * The role an agent id is held by, which the collector checks a report's key
+ * against: kept while the agent is live and stale, gone after its final report
+ * or the retention.
+ */
+static void test_agent_role_held_until_forgotten(void **unused)
+{
+	const state_limits_t limits = {0, 0, 60000};
+	matrix_t *m = small();
+	state_t *s = state_new(m, &limits);
+	state_counts_t c;
+	report_t *r;
+
+	(void)unused;
+	assert_null(state_agent_role(s, "a1"));
+	r = rep("a1", "app", "10.0.0.2", 1);
+	add(r, "db", "db.x", "10.0.0.5", 5432, OPEN);
+	ingest(s, r, 1000);
+	r = rep("w1", "web", "10.0.0.1", 1);
+	ingest(s, r, 1000);
+	assert_string_equal(state_agent_role(s, "a1"), "app");
+	assert_string_equal(state_agent_role(s, "w1"), "web");
+	assert_null(state_agent_role(s, "A1"));
+	/* Stale (silent for more than 3 periods of 10 s): still held. */
+	state_count(s, 45000, &c);
+	assert_int_equal(c.agents_stale, 2);
+	assert_string_equal(state_agent_role(s, "a1"), "app");
+	/* Final: forgotten. */
+	r = rep("w1", "web", "10.0.0.1", 2);
+	r->final = true;
+	ingest(s, r, 45000);
+	assert_null(state_agent_role(s, "w1"));
+	/* Retention: forgotten. */
+	state_expire(s, 61001);
+	assert_null(state_agent_role(s, "a1"));
+	state_free(s);
+	matrix_free(m);
+}
+
 /* The matrix view, field by field, on the shipped AFIRGen matrix. */
 static void test_matrix_view_shape(void **unused)
 {
@@ -1105,6 +1144,7 @@ int main(void)
 	    cmocka_unit_test(test_retention_expiry),
 	    cmocka_unit_test(test_error_keyed_by_target),
 	    cmocka_unit_test(test_agent_role_change),
+	    cmocka_unit_test(test_agent_role_held_until_forgotten),
 	    cmocka_unit_test(test_matrix_view_shape),
 	    cmocka_unit_test(test_prometheus_text),
 	    cmocka_unit_test(test_clusters),
