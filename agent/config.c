@@ -140,7 +140,9 @@ void config_usage(FILE *f)
 	      "                         to the collector at URL (SGPROBE_PUSH)\n"
 	      "  --key-id ID            the report's signing key (SGPROBE_KEY_ID)\n"
 	      "  --key-file FILE        its secret, trailing newline stripped\n"
-	      "                         (SGPROBE_KEY_FILE; or SGPROBE_KEY, the secret itself)\n"
+	      "                         (SGPROBE_KEY_FILE; or SGPROBE_KEY, the secret itself;\n"
+	      "                         the flag wins over SGPROBE_KEY, SGPROBE_KEY over\n"
+	      "                         SGPROBE_KEY_FILE)\n"
 	      "  --agent-id ID          default HOSTNAME/ROLE (SGPROBE_AGENT_ID)\n"
 	      "  --cluster NAME         default \"default\" (SGPROBE_CLUSTER)\n"
 	      "  --ca-file FILE         the collector's CA; default the system store\n"
@@ -342,6 +344,7 @@ static int apply(config_t *cfg, int opt, const char *val, char *err, size_t errl
 
 int config_parse(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 {
+	bool key_file_flag = false;
 	int opt, result;
 	size_t i;
 
@@ -398,10 +401,16 @@ int config_parse(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 		result = apply(cfg, opt, opt == OPT_ONCE ? NULL : optarg, err, errlen);
 		if (result)
 			return result;
+		if (opt == OPT_KEY_FILE)
+			key_file_flag = true;
 	}
 	if (optind < argc) {
 		snprintf(err, errlen, "unexpected argument: %s", argv[optind]);
 		return -EINVAL;
 	}
+	/* A flag wins over the environment: --key-file over SGPROBE_KEY (which in
+	 * turn wins over SGPROBE_KEY_FILE, both being variables of the task). */
+	if (key_file_flag)
+		cfg->key = NULL;
 	return 0;
 }

@@ -254,6 +254,38 @@ static void test_config_flag_overrides_its_variable(void **state)
 	assert_string_equal(cfg.json_file, "flag-out.json");
 }
 
+/*
+ * The key's secret: --key-file (a flag) wins over SGPROBE_KEY, as every flag
+ * wins over its variable; SGPROBE_KEY wins over SGPROBE_KEY_FILE (both variables,
+ * and the secret itself is what ECS delivers).
+ */
+static void test_config_key_file_flag_wins_over_sgprobe_key(void **state)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	config_t cfg;
+	args_t a;
+	char **argv;
+
+	(void)state;
+	setenv("SGPROBE_KEY", "env-secret", 1);
+	setenv("SGPROBE_KEY_FILE", "env.key", 1);
+	argv = args_make(&a, "--once", "--key-file", "flag.key", NULL);
+	assert_int_equal(config_parse(&cfg, a.argc, argv, err, sizeof(err)), 0);
+	assert_string_equal(cfg.key_file, "flag.key");
+	assert_null(cfg.key);
+
+	argv = args_make(&a, "--once", NULL);
+	assert_int_equal(config_parse(&cfg, a.argc, argv, err, sizeof(err)), 0);
+	assert_string_equal(cfg.key, "env-secret");
+	assert_string_equal(cfg.key_file, "env.key");
+
+	unsetenv("SGPROBE_KEY");
+	argv = args_make(&a, "--once", NULL);
+	assert_int_equal(config_parse(&cfg, a.argc, argv, err, sizeof(err)), 0);
+	assert_null(cfg.key);
+	assert_string_equal(cfg.key_file, "env.key");
+}
+
 /* A variable set to the empty string is as good as unset: the default stays. */
 static void test_config_empty_variable_is_ignored(void **state)
 {
@@ -757,6 +789,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_config_numbers_at_their_bounds, clear_env),
 	    cmocka_unit_test_setup(test_config_environment_sets_each_field, clear_env),
 	    cmocka_unit_test_setup(test_config_flag_overrides_its_variable, clear_env),
+	    cmocka_unit_test_setup(test_config_key_file_flag_wins_over_sgprobe_key, clear_env),
 	    cmocka_unit_test_setup(test_config_empty_variable_is_ignored, clear_env),
 	    cmocka_unit_test_setup(test_config_sgprobe_once_values, clear_env),
 	    cmocka_unit_test_setup(test_config_bad_numbers_name_the_flag, clear_env),
