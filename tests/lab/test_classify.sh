@@ -15,13 +15,14 @@ P=sgpt
 C=$P-c
 R=$P-r
 S=$P-s
+N=$P-n
 work=$(mktemp -d /tmp/sgprobe-classify.XXXXXX)
 
 cleanup() {
 	for pf in "$work"/*.pid; do
 		[ -f "$pf" ] && kill "$(cat "$pf")" 2>/dev/null
 	done
-	for ns in $C $R $S; do
+	for ns in $C $R $S $N; do
 		ip netns del $ns 2>/dev/null
 		rm -rf /etc/netns/$ns
 	done
@@ -230,17 +231,53 @@ ip netns exec $C "$agent" --once --matrix "$work/matrix.json" --role client \
 sed "s/^/# /" "$work/table.txt"
 check "table: failing rows are marked" grep -q '^✗ violation .*srv .*server.test.internal:8001' "$work/table.txt"
 check "table: a summary line with the verdict" grep -q '^client: 15 probes .* → FAIL (7 failing)$' "$work/table.txt"
-ip netns exec $C "$agent" --once --matrix "$work/matrix.json" --role client \
-	--agent-address 198.18.0.129 --probe-ca-file "$work/trusted.pem" --timeout-ms 300 \
-	--fail-on violation >/dev/null 2>&1
-eq "--fail-on violation: still fails on the violations" "$?" 1
-ip netns exec $C "$agent" --once --matrix "$work/matrix.json" --role client \
-	--agent-address 198.18.0.129 --probe-ca-file "$work/trusted.pem" --timeout-ms 300 \
-	--fail-on blocked,tls_failed,inconclusive >/dev/null 2>&1
-eq "--fail-on without violation: the violations alone no longer fail" "$?" 1
-SGPROBE_FAIL_ON=unverified ip netns exec $C "$agent" --once --matrix "$work/matrix.json" \
-	--role client --agent-address 198.18.0.129 --timeout-ms 300 --fail-on ok >/dev/null 2>&1
+
+# --fail-on against runs with nothing else to fail them: one whose only non-ok
+# verdict is a violation, and one that is all ok. Each exit status below differs
+# from the one the run would have if the flag (or the variable) were ignored.
+cat >"$work/violation.json" <<'EOF'
+{ "version": 1, "name": "violation", "probe": { "ports": [], "timeout_ms": 300 },
+  "roles": { "client": { "endpoints": ["198.18.0.129"], "ports": [], "agent": true },
+             "srv": { "endpoints": ["198.18.0.194"], "ports": [8000, 8001], "agent": false } },
+  "allow": [ { "from": "client", "to": "srv", "ports": [8000] } ] }
+EOF
+cat >"$work/allok.json" <<'EOF'
+{ "version": 1, "name": "allok", "probe": { "ports": [], "timeout_ms": 300 },
+  "roles": { "client": { "endpoints": ["198.18.0.129"], "ports": [], "agent": true },
+             "srv": { "endpoints": ["198.18.0.194"], "ports": [8000], "agent": false } },
+  "allow": [ { "from": "client", "to": "srv", "ports": [8000] } ] }
+EOF
+# once [VAR=VALUE] MATRIX ARGS...: --once in the client (with VAR in its environment),
+# its JSON in $work/once.json; the exit status is the agent's.
+once() {
+	e=
+	case $1 in *=*) e=$1 && shift ;; esac
+	m=$1
+	shift
+	ip netns exec $C env ${e:+"$e"} "$agent" --once --matrix "$work/$m.json" --role client \
+		--agent-address 198.18.0.129 --format json "$@" >"$work/once.json" 2>/dev/null
+}
+verdicts() { jq -r '[.results[] | "\(.port) \(.verdict)"] | join(", ")' "$work/once.json"; }
+once violation
+eq "the violation run: a violation fails it by default" "$?" 1
+eq "the violation run: its only non-ok verdict is the violation" "$(verdicts)" \
+	"8000 ok, 8001 violation"
+once violation --fail-on blocked
+eq "--fail-on blocked: a violation alone no longer fails" "$?" 0
+once violation --fail-on violation
+eq "--fail-on violation: the violation fails" "$?" 1
+once allok
+eq "the ok run: passes by default" "$?" 0
+eq "the ok run: every verdict is ok" "$(verdicts)" "8000 ok"
+once allok --fail-on ok
 eq "--fail-on ok: an ok verdict fails" "$?" 1
+once SGPROBE_FAIL_ON=ok allok
+eq "SGPROBE_FAIL_ON=ok: an ok verdict fails" "$?" 1
+# README: a flag wins over its variable.
+once SGPROBE_FAIL_ON=ok allok --fail-on violation
+eq "--fail-on wins over SGPROBE_FAIL_ON (ok run passes)" "$?" 0
+once SGPROBE_FAIL_ON=violation violation --fail-on blocked
+eq "--fail-on wins over SGPROBE_FAIL_ON (violation run passes)" "$?" 0
 
 # --fail-on decides the exit status: a run whose only problem is a blocked path
 # passes when only violations fail it, and fails by default.
@@ -291,6 +328,57 @@ eq "no sockets: every denied path is error/inconclusive, none ok" \
 eq "no sockets: the detail names the cause" \
 	"$(jq -r '.results[0].detail' "$work/emfile.json")" "socket: too many open files (EMFILE)"
 
+# --- local failures: the connect fails at once, nothing is sent -------------------------
+# A namespace with only loopback: no route to 198.18.0.250, so connect() fails with
+# ENETUNREACH before a packet exists. That is a fact about this host, not about the
+# path: error/inconclusive, never filtered (nor unreachable). 443 is a TLS port, so
+# both connect paths (plain and the libuv stream's) are covered.
+ip netns add $N
+ip -n $N link set lo up
+cat >"$work/noroute.json" <<'EOF'
+{ "version": 1, "name": "noroute", "probe": { "ports": [], "timeout_ms": 1000 },
+  "roles": { "client": { "endpoints": ["127.0.0.2"], "ports": [], "agent": true },
+             "far": { "endpoints": ["198.18.0.250"], "ports": [443, 8000], "tls_ports": [443],
+                      "agent": false } },
+  "allow": [ { "from": "client", "to": "far", "ports": [443] } ] }
+EOF
+ip netns exec $N "$agent" --once --matrix "$work/noroute.json" --role client \
+	--agent-address 127.0.0.2 --format json >"$work/noroute.out" 2>"$work/noroute.err"
+eq "no route: exit 1" "$?" 1
+eq "no route: error/inconclusive with ENETUNREACH named, on both connect paths" \
+	"$(jq -r '.results[] | "\(.port) \(.expected) \(.state) \(.verdict) \(.latency_us) \(.detail)"' \
+		"$work/noroute.out")" \
+	"443 allow error inconclusive null connect: network is unreachable (ENETUNREACH)
+8000 deny error inconclusive null connect: network is unreachable (ENETUNREACH)"
+
+# EADDRNOTAVAIL, all on this namespace's loopback: one ephemeral port, and two roles
+# probing the same address and port, dropped so that the first probe holds that port
+# while the second connects. The second gets no source port: a local error.
+ip netns exec $N sysctl -qw net.ipv4.ip_local_port_range="40000 40000"
+ip netns exec $N nft -f - <<'EOF'
+table inet t {
+	chain input {
+		type filter hook input priority 0; policy accept;
+		tcp dport 8002 drop
+	}
+}
+EOF
+cat >"$work/noport.json" <<'EOF'
+{ "version": 1, "name": "noport", "probe": { "ports": [], "timeout_ms": 500 },
+  "roles": { "client": { "endpoints": ["127.0.0.2"], "ports": [], "agent": true },
+             "one": { "endpoints": ["127.0.0.1"], "ports": [8002], "agent": false },
+             "two": { "endpoints": ["127.0.0.1"], "ports": [8002], "agent": false } },
+  "allow": [] }
+EOF
+ip netns exec $N "$agent" --once --matrix "$work/noport.json" --role client \
+	--agent-address 127.0.0.2 --per-host 0 --rate 0 --format json >"$work/noport.out" \
+	2>"$work/noport.err"
+eq "no source port: exit 1" "$?" 1
+eq "no source port: error/inconclusive with EADDRNOTAVAIL named, never filtered" \
+	"$(jq -r '[.results[] | "\(.state) \(.verdict) \(.detail)"] | sort | .[]' "$work/noport.out")" \
+	"error inconclusive connect: address not available (EADDRNOTAVAIL)
+filtered unverified no answer within 500 ms"
+
 # --- usage errors exit 2 -------------------------------------------------------------
 "$agent" --once --matrix "$work/matrix.json" --role nosuch >/dev/null 2>"$work/u1"
 eq "unknown role: exit 2" "$?" 2
@@ -307,5 +395,21 @@ printf '{"version": 1, "name": "x", "roles": {}, "allow": [], "extra": 1}' >"$wo
 "$agent" --once --matrix "$work/bad.json" --role client >/dev/null 2>"$work/u5"
 eq "invalid matrix: exit 2" "$?" 2
 check "invalid matrix: the message names the key" grep -q "extra" "$work/u5"
+
+"$agent" --once --matrix "$work/matrix.json" --role client --probe-ca-file /nonexistent \
+	>"$work/u7.out" 2>"$work/u7"
+eq "a missing --probe-ca-file: exit 2" "$?" 2
+check "a missing --probe-ca-file: the message names the file" \
+	grep -q -- "--probe-ca-file: cannot load /nonexistent: .*No such file" "$work/u7"
+check "a missing --probe-ca-file: nothing probed, nothing printed" test ! -s "$work/u7.out"
+"$agent" --once --matrix "$work/blocked.json" --role client --probe-ca-file /nonexistent \
+	>/dev/null 2>"$work/u8"
+eq "a missing --probe-ca-file, no TLS port in the plan: still exit 2" "$?" 2
+check "a missing --probe-ca-file, no TLS port: named" grep -q "cannot load /nonexistent" "$work/u8"
+SGPROBE_PROBE_CA_FILE=/nonexistent "$agent" --once --matrix "$work/matrix.json" \
+	--role client >/dev/null 2>"$work/u9"
+eq "a missing SGPROBE_PROBE_CA_FILE: exit 2" "$?" 2
+check "a missing SGPROBE_PROBE_CA_FILE: the message names the file" \
+	grep -q "cannot load /nonexistent" "$work/u9"
 
 done_testing
