@@ -276,7 +276,8 @@ static void settled(pusher_t *p)
 static void retry(pusher_t *p, item_t *it, uint64_t retry_after_ms, const char *why)
 {
 	uint64_t now = uv_now(p->loop), delay;
-	uint64_t seq = it->seq;
+	uint64_t seq = it->seq, dropped = p->counters.dropped_full;
+	bool gone;
 
 	if (p->failures < UINT32_MAX)
 		p->failures++;
@@ -284,6 +285,7 @@ static void retry(pusher_t *p, item_t *it, uint64_t retry_after_ms, const char *
 	/* It is now the oldest queued report: the first to go if reports came
 	 * meanwhile and the queue overflows. */
 	trim(p);
+	gone = p->counters.dropped_full != dropped;
 	if (retry_after_ms)
 		delay = retry_after_ms + rng_upto(p, p->backoff_base_ms);
 	else
@@ -298,9 +300,17 @@ static void retry(pusher_t *p, item_t *it, uint64_t retry_after_ms, const char *
 		finish_stop(p, -ETIMEDOUT);
 		return;
 	}
-	p->counters.retried++;
-	log_line(p, PUSHER_LOG_WARN, "report seq %" PRIu64 ": %s; retry in %" PRIu64 " ms", seq,
-	         why, delay);
+	if (gone) {
+		/* Not scheduled again: the next one waits the backoff instead. */
+		log_line(p, PUSHER_LOG_WARN,
+		         "report seq %" PRIu64 ": %s; dropped, the queue is full; seq %" PRIu64
+		         " next, in %" PRIu64 " ms",
+		         seq, why, p->head->seq, delay);
+	} else {
+		p->counters.retried++;
+		log_line(p, PUSHER_LOG_WARN, "report seq %" PRIu64 ": %s; retry in %" PRIu64 " ms",
+		         seq, why, delay);
+	}
 	p->waiting = true;
 	p->retry_due = now + delay;
 	uv_timer_start(&p->retry_timer, on_retry, delay, 0);

@@ -32,6 +32,7 @@
 #include "../../agent/pusher.h"
 #include "sgprobe/auth.h"
 #include "sgprobe/curluv.h"
+#include "sgprobe/jitter.h"
 #include "sgprobe/report.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -770,6 +771,209 @@ static void test_pusher_queue_byte_bound_drops_oldest_first(void **state)
 	env_finish(&e, &f);
 }
 
+/* ---- the backoff ---- */
+
+/* The delays the pusher chose ("retry in N ms" in its log), in order; returns how many. */
+static size_t logged_delays(const env_t *e, uint64_t *out, size_t max)
+{
+	static const char pat[] = "; retry in ";
+	const char *at = e->log;
+	size_t n = 0;
+
+	while ((at = strstr(at, pat)) != NULL) {
+		assert_true(n < max);
+		at += strlen(pat);
+		out[n++] = strtoull(at, NULL, 10);
+	}
+	return n;
+}
+
+static bool retried(const env_t *e)
+{
+	return e->p.counters.retried >= e->want;
+}
+
+/* Slack for a request's own round trip on loopback, sanitizers included. */
+#define GAP_SLACK_MS 1000
+
+static void test_pusher_backoff_ceiling_doubles_to_cap_and_resets(void **state)
+{
+#define BUSY                                                                                       \
+	{                                                                                          \
+		503, NULL, "{\"error\":\"busy\"}", 0                                               \
+	}
+#define TAKEN                                                                                      \
+	{                                                                                          \
+		202, NULL, "{\"accepted\":1}", 0                                                   \
+	}
+	static const fake_answer_t script[] = {/* seq 1: eight failures in a row, then delivered */
+	                                       BUSY,
+	                                       BUSY,
+	                                       BUSY,
+	                                       BUSY,
+	                                       BUSY,
+	                                       BUSY,
+	                                       BUSY,
+	                                       BUSY,
+	                                       TAKEN,
+	                                       /* seq 2: two failures, then refused for good */
+	                                       BUSY,
+	                                       BUSY,
+	                                       {400, NULL, "{\"error\":\"seq: not a number\"}", 0},
+	                                       /* seq 3: one failure, then delivered */
+	                                       BUSY,
+	                                       TAKEN};
+#undef BUSY
+#undef TAKEN
+	/* The request each failure was the answer to, and the ceiling of its
+	 * backoff: base 20 ms doubled per consecutive failure up to the 200 ms
+	 * cap (config_for()), back to the base after a delivery (request 8) and
+	 * after a refusal (request 11). */
+	static const int failed_req[] = {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 12};
+	static const uint64_t ceiling[] = {20, 40, 80, 160, 200, 200, 200, 200, 20, 40, 20};
+	const size_t n_fail = sizeof(ceiling) / sizeof(ceiling[0]);
+	uint64_t delay[16], rng, gap;
+	pusher_config_t cfg;
+	report_t *r;
+	fake_t f;
+	env_t e;
+	size_t i;
+
+	(void)state;
+	env_init(&e);
+	fake_start(&f, &e.loop, script, sizeof(script) / sizeof(script[0]));
+	cfg = config_for(&e, f.port);
+	assert_int_equal(cfg.backoff_base_ms, 20);
+	assert_int_equal(cfg.backoff_cap_ms, 200);
+	env_start(&e, &cfg);
+	r = make_report("backoff", 1, 0, false);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(pusher_submit(&e.p, r), 1);
+	assert_true(env_run(&e, settled, 3, 30000));
+	assert_int_equal(f.n_reqs, 14);
+	assert_int_equal(e.p.counters.attempts, 14);
+	assert_int_equal(e.p.counters.sent, 14);
+	assert_int_equal(e.p.counters.retried, n_fail);
+	assert_int_equal(e.p.counters.delivered, 2);
+	assert_int_equal(e.p.counters.dropped_rejected, 1);
+	assert_non_null(strstr(e.log, "report seq 1 delivered after 8 failed attempts"));
+	assert_int_equal(logged_delays(&e, delay, 16), n_fail);
+	/* Full jitter: each delay is drawn from [0, ceiling], never above the cap.
+	 * The seed makes the draws the jitter sequence's own (lib/jitter.c), so
+	 * the ceiling each one was drawn under is checked exactly. */
+	rng = cfg.seed;
+	for (i = 0; i < n_fail; i++) {
+		assert_true(delay[i] <= ceiling[i]);
+		assert_true(delay[i] <= cfg.backoff_cap_ms);
+		assert_int_equal(delay[i], jitter_upto(&rng, ceiling[i]));
+	}
+	/* And the next attempt came no sooner than the delay, and not much later:
+	 * uv_now() of the server's reception, on the same loop. */
+	for (i = 0; i < n_fail; i++) {
+		gap = f.reqs[failed_req[i] + 1].at - f.reqs[failed_req[i]].at;
+		assert_true(gap >= delay[i]);
+		assert_true(gap <= ceiling[i] + GAP_SLACK_MS);
+	}
+	/* After a delivery or a refusal the next report goes at once. */
+	assert_true(f.reqs[9].at - f.reqs[8].at <= GAP_SLACK_MS);
+	assert_true(f.reqs[12].at - f.reqs[11].at <= GAP_SLACK_MS);
+	/* The same report each time, and in order. */
+	for (i = 0; i < 14; i++)
+		assert_int_equal(seq_of(f.reqs[i].body), i <= 8 ? 1 : i <= 11 ? 2 : 3);
+	report_free(r);
+	env_finish(&e, &f);
+}
+
+/* ---- a retry meeting a full queue ---- */
+
+static void test_pusher_overflow_while_retrying_drops_the_retried_report_first(void **state)
+{
+	static const fake_answer_t script[] = {
+	    /* seq 1: refused for now, and to be retried no sooner than in 1 s */
+	    {503, "Retry-After: 1\r\n", "{\"error\":\"busy\"}", 0},
+	    /* seq 3: refused after 300 ms on the wire */
+	    {503, NULL, "{\"error\":\"still busy\"}", 300},
+	    {202, NULL, "{\"accepted\":1}", 0},
+	};
+	const uint64_t want[] = {1, 3, 4, 5, 6};
+	pusher_config_t cfg;
+	report_t *r;
+	size_t n = 0, bytes = 0, len, one;
+	char *body;
+	fake_t f;
+	env_t e;
+	uint64_t seq;
+	int i;
+
+	(void)state;
+	env_init(&e);
+	fake_start(&f, &e.loop, script, 3);
+	cfg = config_for(&e, f.port);
+	cfg.max_reports = 3;
+	env_start(&e, &cfg);
+	e.fake = &f;
+	r = make_report("overflow-retry", 1, 0, false);
+	body = body_of(r, 1, &one);
+	assert_int_equal(pusher_enqueue(&e.p, 1, body, one), 0);
+	/* seq 1 failed and waits for its retry, queued again. */
+	assert_true(env_run(&e, retried, 1, 20000));
+	assert_int_equal(f.n_reqs, 1);
+	pusher_queued(&e.p, &n, &bytes);
+	assert_int_equal(n, 1);
+	assert_int_equal(bytes, one);
+	/* 2 and 3 fit beside it; 4 and 5 overflow the queue of 3: the oldest go
+	 * first, the waiting seq 1, then 2. */
+	for (seq = 2; seq <= 5; seq++) {
+		body = body_of(r, seq, &len);
+		assert_int_equal(len, one);
+		assert_int_equal(pusher_enqueue(&e.p, seq, body, len), 0);
+	}
+	assert_int_equal(e.p.counters.dropped_full, 2);
+	assert_non_null(strstr(e.log, "dropped report seq 1 "));
+	assert_non_null(strstr(e.log, "dropped report seq 2 "));
+	pusher_queued(&e.p, &n, &bytes);
+	assert_int_equal(n, 3);
+	assert_int_equal(bytes, 3 * one);
+	/* When the retry comes, it sends the oldest left: seq 3. */
+	assert_true(env_run(&e, fake_got, 2, 20000));
+	assert_int_equal(seq_of(f.reqs[1].body), 3);
+	assert_true(f.reqs[1].at - f.reqs[0].at >= 1000);
+	/* seq 6 while 3 is on the wire: the queue holds 4, 5, 6, and 3 on the
+	 * wire is not counted, so nothing goes. */
+	assert_int_equal(f.pending, 1);
+	body = body_of(r, 6, &len);
+	assert_int_equal(pusher_enqueue(&e.p, 6, body, len), 0);
+	assert_int_equal(e.p.counters.dropped_full, 2);
+	pusher_queued(&e.p, &n, NULL);
+	assert_int_equal(n, 4);
+	/* seq 3 fails: back at the front it overflows the queue, and being the
+	 * oldest it goes; 4, 5 and 6 follow, in order, once the collector is back. */
+	assert_true(env_run(&e, delivered, 3, 20000));
+	assert_int_equal(f.n_reqs, 5);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(seq_of(f.reqs[i].body), want[i]);
+	assert_int_equal(e.p.counters.dropped_full, 3);
+	assert_non_null(strstr(e.log, "dropped report seq 3 "));
+	/* The log says so, and promises no retry of a report that is gone. */
+	assert_non_null(strstr(e.log, "report seq 3: the collector answered 503: still busy; "
+	                              "dropped, the queue is full; seq 4 next, in "));
+	assert_null(strstr(e.log, "report seq 3: the collector answered 503: still busy; retry"));
+	/* Every report counted once: 6 queued = 3 delivered + 3 dropped. */
+	assert_int_equal(e.p.counters.delivered, 3);
+	assert_int_equal(e.p.counters.delivered + e.p.counters.dropped_full +
+	                     e.p.counters.dropped_rejected + e.p.counters.abandoned,
+	                 6);
+	assert_int_equal(e.p.counters.attempts, 5);
+	assert_int_equal(e.p.counters.sent, 5);
+	/* Only seq 1 was scheduled again; seq 3 was dropped instead. */
+	assert_int_equal(e.p.counters.retried, 1);
+	pusher_queued(&e.p, &n, &bytes);
+	assert_int_equal(n, 0);
+	assert_int_equal(bytes, 0);
+	report_free(r);
+	env_finish(&e, &f);
+}
+
 /* ---- the collector away, then back ---- */
 
 static void test_pusher_collector_down_then_up_delivers_all_in_order(void **state)
@@ -1115,6 +1319,8 @@ int main(void)
 	    cmocka_unit_test(test_pusher_401_dropped_with_collectors_message),
 	    cmocka_unit_test(test_pusher_queue_bound_drops_oldest_first),
 	    cmocka_unit_test(test_pusher_queue_byte_bound_drops_oldest_first),
+	    cmocka_unit_test(test_pusher_backoff_ceiling_doubles_to_cap_and_resets),
+	    cmocka_unit_test(test_pusher_overflow_while_retrying_drops_the_retried_report_first),
 	    cmocka_unit_test(test_pusher_collector_down_then_up_delivers_all_in_order),
 	    cmocka_unit_test(test_pusher_split_at_1000_results),
 	    cmocka_unit_test(test_pusher_split_at_1_mib),
