@@ -61,12 +61,16 @@ typedef struct {
 	bool retried;
 } job_t;
 
-/* One distinct target name being resolved. */
+/* One distinct target name being resolved. Allocated on its own: a lookup
+ * still running when the round is cancelled outlives the run, and frees itself. */
 typedef struct {
 	uv_getaddrinfo_t req;
-	probe_run_t *run;
+	probe_run_t *run;    /* NULL once orphaned by probe_run_cancel() */
 	size_t first_target; /* a target index with this name */
+	bool pending;        /* the callback is still to come */
 } resolve_t;
+
+typedef struct conn_s conn_t;
 
 struct probe_run_s {
 	uv_loop_t *loop;
@@ -76,7 +80,7 @@ struct probe_run_s {
 	probe_done_cb done;
 	void *arg;
 
-	resolve_t *resolves;
+	resolve_t **resolves;
 	size_t n_resolves;
 	size_t pending_resolves;
 
@@ -95,8 +99,10 @@ struct probe_run_s {
 
 	unsigned inflight;
 	size_t live_conns; /* connections whose handles are not closed yet */
+	conn_t *conns;     /* the connections in flight (not decided yet) */
 	bool in_dispatch;
 	bool finishing;
+	bool cancelled;
 
 	uv_timer_t rate_timer;
 	bool rate_timer_armed;
@@ -111,8 +117,10 @@ struct probe_run_s {
  * TLS probe needs a stream, so it is a uv_tcp_t from the start. The connection
  * is freed when its last handle is closed, or at once when it has none.
  */
-typedef struct {
+struct conn_s {
 	probe_run_t *run;
+	conn_t *prev; /* in run->conns while in flight */
+	conn_t *next;
 	size_t job;
 	int fd; /* the socket; owned by tcp once HANDLE_TCP is set */
 	union {
@@ -131,7 +139,7 @@ typedef struct {
 	BIO *rbio;  /* network → OpenSSL */
 	BIO *wbio;  /* OpenSSL → network */
 	char *rbuf; /* TLS only: bytes from the network, PROBE_TLS_BUF of them */
-} conn_t;
+};
 
 #define HANDLE_TCP   1u
 #define HANDLE_POLL  2u
@@ -330,10 +338,18 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	resolve_t *rs = container_of(req, resolve_t, req);
 	probe_run_t *run = rs->run;
 	addr_t seen[PROBE_MAX_ADDRESSES];
-	unsigned max = run->cfg.max_addresses;
+	unsigned max;
 	size_t n_seen = 0;
 	struct addrinfo *ai;
 
+	rs->pending = false;
+	if (!run) {
+		/* Orphaned by probe_run_cancel(): the round is over without it. */
+		uv_freeaddrinfo(res);
+		free(rs);
+		return;
+	}
+	max = run->cfg.max_addresses;
 	run->pending_resolves--;
 	if (status < 0) {
 		fail_name(run, rs->first_target, status);
@@ -415,6 +431,23 @@ static void conn_close(conn_t *c)
 		conn_free(c);
 }
 
+/* Takes a connection out of the ones in flight: its result is decided. */
+static void conn_settle(conn_t *c)
+{
+	probe_run_t *run = c->run;
+
+	c->decided = true;
+	run->inflight--;
+	run->hosts[run->jobs[c->job].host].inflight--;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		run->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
 /* Records the connection's result (once), closes it, and lets the next job start. */
 static void conn_finish(conn_t *c)
 {
@@ -424,9 +457,7 @@ static void conn_finish(conn_t *c)
 
 	if (c->decided)
 		return;
-	c->decided = true;
-	run->inflight--;
-	run->hosts[j->host].inflight--;
+	conn_settle(c);
 	if (c->res.state == VERDICT_STATE_FILTERED && mt->expected == VERDICT_EXPECT_ALLOW &&
 	    !j->retried) {
 		/* One lost SYN must not raise an alarm: try once more. */
@@ -903,6 +934,10 @@ static void start_job(probe_run_t *run, size_t ji)
 	c->run = run;
 	c->job = ji;
 	c->fd = fd;
+	c->next = run->conns;
+	if (run->conns)
+		run->conns->prev = c;
+	run->conns = c;
 	c->res.target = j->target;
 	c->res.order = j->order;
 	snprintf(c->res.address, sizeof(c->res.address), "%s", h->name);
@@ -1096,13 +1131,20 @@ probe_run_t *probe_run_start(uv_loop_t *loop, const probe_config_t *cfg, const m
 				add_jobs(run, t, &lit, 0);
 			continue;
 		}
-		rs = &run->resolves[run->n_resolves++];
+		rs = calloc(1, sizeof(*rs));
+		if (!rs) {
+			fail_name(run, t, UV_ENOMEM);
+			continue;
+		}
+		run->resolves[run->n_resolves++] = rs;
 		rs->run = run;
 		rs->first_target = t;
+		rs->pending = true;
 		run->pending_resolves++;
 		result = uv_getaddrinfo(loop, &rs->req, on_resolved, plan->targets[t].target, NULL,
 		                        &hints);
 		if (result) {
+			rs->pending = false;
 			run->pending_resolves--;
 			fail_name(run, t, result);
 		}
@@ -1114,6 +1156,49 @@ fail:
 	free(run->own_address);
 	free(run);
 	return NULL;
+}
+
+void probe_run_cancel(probe_run_t *run)
+{
+	size_t i;
+
+	if (!run || run->cancelled || run->finishing)
+		return;
+	run->cancelled = true;
+	/* No new probe starts: dispatch() finds nothing queued. */
+	for (i = 0; i < run->n_hosts; i++)
+		run->hosts[i].head = run->hosts[i].len;
+	run->queued = 0;
+	uv_timer_stop(&run->rate_timer);
+	run->rate_timer_armed = false;
+	/* Lookups in flight are orphaned: each frees itself when its thread
+	 * returns (a lookup already running cannot be interrupted), and adds no
+	 * probe. */
+	for (i = 0; i < run->n_resolves; i++) {
+		resolve_t *rs = run->resolves[i];
+
+		if (!rs || !rs->pending)
+			continue;
+		uv_cancel((uv_req_t *)&rs->req);
+		rs->run = NULL;
+		run->resolves[i] = NULL;
+	}
+	run->pending_resolves = 0;
+	/* Connections in flight are closed, their result unrecorded. */
+	run->in_dispatch = true;
+	while (run->conns) {
+		conn_t *c = run->conns;
+
+		conn_settle(c);
+		conn_close(c);
+	}
+	run->in_dispatch = false;
+	maybe_finish(run);
+}
+
+bool probe_run_cancelled(const probe_run_t *run)
+{
+	return run->cancelled;
 }
 
 const probe_result_t *probe_run_results(const probe_run_t *run, size_t *n)
@@ -1130,6 +1215,8 @@ void probe_run_free(probe_run_t *run)
 		return;
 	for (i = 0; i < run->n_hosts; i++)
 		free(run->hosts[i].queue);
+	for (i = 0; i < run->n_resolves; i++)
+		free(run->resolves[i]); /* NULL when orphaned: the lookup frees itself */
 	free(run->hosts);
 	free(run->jobs);
 	free(run->results);

@@ -68,6 +68,23 @@ probe_run_t *probe_run_start(uv_loop_t *loop, const probe_config_t *cfg, const m
                              probe_done_cb done, void *arg);
 
 /**
+ * Cuts a round short (the agent's stop on SIGTERM). No further probe starts;
+ * the probes in flight are ended at once (their sockets closed, their timers
+ * stopped) and dropped, as are the probes not started yet and the names still
+ * being resolved: a probe cut short observed nothing, and counting it filtered
+ * would be a false alarm. The results recorded so far are kept. `done` is then
+ * called as for a round that ended by itself, on a later loop iteration, with
+ * those results. A name lookup already running on libuv's thread pool cannot
+ * be interrupted: it no longer holds the round up, and frees itself when it
+ * returns (until then it keeps the loop alive). Does nothing when `run` is
+ * NULL, already cancelled, or finishing; must not be called after `done`.
+ */
+void probe_run_cancel(probe_run_t *run);
+
+/** True when probe_run_cancel() cut `run` short. */
+bool probe_run_cancelled(const probe_run_t *run);
+
+/**
  * The results of a finished round, ordered by target then address in resolver
  * order. Owned by the run. Sets *n.
  */

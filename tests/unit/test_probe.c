@@ -14,7 +14,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <dirent.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,8 +35,13 @@
 #define FAKE_DOMAIN ".sgprobe-test.invalid"
 #define FAKE_MULTI  "multi" FAKE_DOMAIN /* 127.0.0.3, .1, .2, .1 again, .4 */
 #define FAKE_NONE   "none" FAKE_DOMAIN  /* no such name */
+#define FAKE_SLOW   "slow" FAKE_DOMAIN  /* 127.0.0.1, after SLOW_LOOKUP_MS */
+
+#define SLOW_LOOKUP_MS 1500
 
 #define NS_PER_MS UINT64_C(1000000)
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* ---- the fake resolver ---- */
 
@@ -67,6 +74,9 @@ static struct addrinfo *fake_node(const char *ip)
 	return ai;
 }
 
+/* Lookups of FAKE_SLOW that returned (written by libuv's threads). */
+static atomic_uint slow_lookups_done;
+
 int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                 struct addrinfo **res)
 {
@@ -82,6 +92,15 @@ int getaddrinfo(const char *node, const char *service, const struct addrinfo *hi
 		if (!real)
 			return EAI_SYSTEM;
 		return real(node, service, hints, res);
+	}
+	if (!strcmp(node, FAKE_SLOW)) {
+		/* A resolver that takes its time, on libuv's thread. */
+		struct timespec ts = {SLOW_LOOKUP_MS / 1000, (SLOW_LOOKUP_MS % 1000) * 1000000L};
+
+		nanosleep(&ts, NULL);
+		*res = fake_node("127.0.0.1");
+		atomic_fetch_add(&slow_lookups_done, 1);
+		return *res ? 0 : EAI_MEMORY;
 	}
 	if (strcmp(node, FAKE_MULTI))
 		return EAI_NONAME;
@@ -1005,6 +1024,164 @@ static void test_probe_late_answers_through_the_loop(void **state)
 	listener_close(&l);
 }
 
+/* The descriptors this process holds. */
+static unsigned open_fds(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+	unsigned n = 0;
+
+	assert_non_null(dir);
+	while ((e = readdir(dir)))
+		n += e->d_name[0] != '.';
+	closedir(dir);
+	return n - 1; /* the directory's own */
+}
+
+typedef struct {
+	uv_timer_t timer;
+	probe_run_t *run;
+	round_t *round;
+	uint64_t cancel_ns;
+	unsigned slow_done_at_done; /* slow lookups returned when done came */
+} canceller_t;
+
+static void on_cancel_timer(uv_timer_t *t)
+{
+	canceller_t *c = container_of(t, canceller_t, timer);
+
+	c->cancel_ns = uv_hrtime();
+	probe_run_cancel(c->run);
+	/* A second cancel changes nothing. */
+	probe_run_cancel(c->run);
+	uv_close((uv_handle_t *)t, NULL);
+}
+
+static void on_cancelled_done(probe_run_t *run, void *arg)
+{
+	canceller_t *c = arg;
+
+	on_done(run, c->round);
+	c->slow_done_at_done = atomic_load(&slow_lookups_done);
+}
+
+/*
+ * SIGTERM in the middle of a round: probe_run_cancel() ends the probes in
+ * flight (a connect waiting for its timeout, a TLS handshake waiting for the
+ * server), drops the ones not started and the name still being resolved, and
+ * completes the round with the results recorded so far, without waiting for
+ * any timeout or for the resolver. Every socket is closed.
+ */
+static void test_probe_cancel_ends_the_round_at_once(void **state)
+{
+	listener_t sat, tls;
+	uint16_t closed = closed_port();
+	matrix_plan_t *plan = plan_new(5);
+	probe_config_t cfg = config_default();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	canceller_t c;
+	round_t r;
+	uv_loop_t loop;
+	const probe_result_t *res;
+	size_t n;
+	unsigned fds_before, slow_before;
+	int filler, peer;
+	char byte;
+
+	(void)state;
+	assert_fake_resolver_in_place();
+	assert_non_null(ctx);
+	listener_open_saturated(&sat, &filler);
+	listener_open(&tls, 64);
+	plan_set(plan, 0, "127.0.0.1", closed, VERDICT_EXPECT_DENY);    /* settled at once */
+	plan_set(plan, 1, "127.0.0.1", sat.port, VERDICT_EXPECT_ALLOW); /* waits 30 s */
+	plan_set(plan, 2, "127.0.0.1", tls.port, VERDICT_EXPECT_ALLOW)->tls = true;
+	plan_set(plan, 3, "127.0.0.1", closed, VERDICT_EXPECT_DENY); /* queued */
+	plan_set(plan, 4, FAKE_SLOW, closed, VERDICT_EXPECT_DENY);   /* still resolving */
+	cfg.timeout_ms = 30000;
+	cfg.concurrency = 2;
+	cfg.per_host = 0;
+	cfg.tls_ctx = ctx;
+	fds_before = open_fds();
+	slow_before = atomic_load(&slow_lookups_done);
+
+	memset(&r, 0, sizeof(r));
+	memset(&c, 0, sizeof(c));
+	c.round = &r;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	r.start_ns = uv_hrtime();
+	c.run = probe_run_start(&loop, &cfg, plan, on_cancelled_done, &c);
+	assert_non_null(c.run);
+	assert_false(probe_run_cancelled(c.run));
+	uv_timer_init(&loop, &c.timer);
+	uv_timer_start(&c.timer, on_cancel_timer, 200, 0);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(r.done_calls, 1);
+	assert_ptr_equal(r.run_seen, c.run);
+	assert_int_equal(uv_loop_close(&loop), 0);
+
+	/* The round ended without waiting for the resolver (nor the 30 s timeouts). */
+	assert_int_equal(c.slow_done_at_done, slow_before);
+	assert_int_equal(atomic_load(&slow_lookups_done), slow_before + 1);
+	assert_true(c.cancel_ns > 0 && r.done_ns >= c.cancel_ns);
+	assert_true(probe_run_cancelled(c.run));
+	/* Only what was observed before the cancel: the first closed port. */
+	res = probe_run_results(c.run, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(res[0].target, 0);
+	assert_int_equal(res[0].state, VERDICT_STATE_CLOSED);
+	/* Every probe's socket is closed: the TLS server sees the end of its stream. */
+	assert_int_equal(open_fds(), fds_before);
+	peer = accept(tls.fd, NULL, NULL);
+	assert_true(peer >= 0);
+	while (read(peer, &byte, 1) > 0)
+		; /* the ClientHello */
+	close(peer);
+
+	/* Cancelling a finished run, or none, does nothing. */
+	probe_run_cancel(c.run);
+	probe_run_cancel(NULL);
+	probe_run_free(c.run);
+	matrix_plan_free(plan);
+	SSL_CTX_free(ctx);
+	close(filler);
+	listener_close(&sat);
+	listener_close(&tls);
+}
+
+/* A cancel straight after the start still completes the round, from the loop. */
+static void test_probe_cancel_before_the_loop_runs(void **state)
+{
+	listener_t sat;
+	matrix_plan_t *plan = plan_new(1);
+	probe_config_t cfg = config_default();
+	probe_run_t *run;
+	uv_loop_t loop;
+	round_t r;
+	size_t n;
+	int filler;
+
+	(void)state;
+	listener_open_saturated(&sat, &filler);
+	plan_set(plan, 0, "127.0.0.1", sat.port, VERDICT_EXPECT_DENY);
+	cfg.timeout_ms = 30000;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(uv_loop_init(&loop), 0);
+	run = probe_run_start(&loop, &cfg, plan, on_done, &r);
+	assert_non_null(run);
+	probe_run_cancel(run);
+	assert_int_equal(r.done_calls, 0);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(r.done_calls, 1);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	probe_run_results(run, &n);
+	assert_int_equal(n, 0);
+	probe_run_free(run);
+	matrix_plan_free(plan);
+	close(filler);
+	listener_close(&sat);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1026,6 +1203,8 @@ int main(void)
 	    cmocka_unit_test(test_probe_plan_from_matrix),
 	    cmocka_unit_test(test_probe_resolved_addresses_and_cap),
 	    cmocka_unit_test(test_probe_dns_failure_is_an_error),
+	    cmocka_unit_test(test_probe_cancel_ends_the_round_at_once),
+	    cmocka_unit_test(test_probe_cancel_before_the_loop_runs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
