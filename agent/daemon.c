@@ -46,6 +46,7 @@
 #define DEFAULT_INTERVAL_S   60    /* when neither the plan nor the flags give one */
 #define HEALTH_MAX_BYTES     65536 /* of the health file read back */
 #define STOP_CLOSE_MARGIN_MS 500   /* left of --stop-timeout-s to close everything */
+#define PLAN_REFRESH_ENV     "SGPROBE_TEST_PLAN_REFRESH_MS"
 
 typedef struct {
 	uv_loop_t loop;
@@ -72,6 +73,7 @@ typedef struct {
 	char etag[256];
 	char new_etag[256];
 	bool cache_tried;
+	uint64_t plan_refresh_ms; /* SGPROBE_TEST_PLAN_REFRESH_MS; 0: the default */
 
 	/* The plan and its schedule. */
 	matrix_plan_t *plan;
@@ -110,13 +112,16 @@ static unsigned default_interval_s(const daemon_t *d)
 
 /* A target's own interval (allowed_interval_s) is kept; --interval-s replaces
  * only the plan's default. */
-static unsigned target_interval_s(const daemon_t *d, const matrix_target_t *t)
+static unsigned target_interval_s(const daemon_t *d, const matrix_plan_t *plan,
+                                  const matrix_target_t *t)
 {
-	if (d->cfg->interval_s && (!t->interval_s || t->interval_s == d->plan->interval_s))
+	if (d->cfg->interval_s && (!t->interval_s || t->interval_s == plan->interval_s))
 		return d->cfg->interval_s;
 	if (t->interval_s)
 		return t->interval_s;
-	return default_interval_s(d);
+	if (d->cfg->interval_s)
+		return d->cfg->interval_s;
+	return plan->interval_s ? plan->interval_s : DEFAULT_INTERVAL_S;
 }
 
 /* 0 to 10% of the interval, in ms: a fleet never probes in step. */
@@ -296,10 +301,48 @@ static void submit(daemon_t *d, const matrix_plan_t *plan, const probe_result_t 
 
 /* --- the plan ----------------------------------------------------------------------- */
 
+/* A path of the old plan and when it is due, for the next plan to find. */
+typedef struct {
+	const matrix_target_t *t;
+	uint64_t due;
+} old_due_t;
+
+static int cmp_path(const matrix_target_t *a, const matrix_target_t *b)
+{
+	int c = strcmp(a->target, b->target);
+
+	if (c)
+		return c;
+	if (a->port != b->port)
+		return a->port < b->port ? -1 : 1;
+	c = strcmp(a->dst_role, b->dst_role);
+	if (c)
+		return c;
+	return (int)a->expected - (int)b->expected;
+}
+
+static int cmp_old_due(const void *a, const void *b)
+{
+	return cmp_path(((const old_due_t *)a)->t, ((const old_due_t *)b)->t);
+}
+
+/*
+ * Installs `p` (owned from now on). A path the previous plan had too (same
+ * destination, port, role and expectation) keeps its due time, so that a new
+ * plan (the collector's after the cache's, a matrix change elsewhere) does not
+ * probe again what was just probed: a path with a long allowed_interval_s
+ * stays rare (DESIGN.md "Probe safety"); a shorter interval brings it forward.
+ * A new path is due at once, within the jitter. The very first plan is probed
+ * whole in the first round, at a random offset of up to 10% of the interval:
+ * a fleet still starts out of step, and the first report holds every path.
+ */
 static void install_plan(daemon_t *d, matrix_plan_t *p, const char *source)
 {
-	uint64_t now = uv_now(&d->loop);
-	size_t i;
+	uint64_t now = uv_now(&d->loop), first = 0;
+	old_due_t *old = NULL, key, *hit;
+	size_t i, n_old = 0, kept = 0;
+	unsigned iv;
+	uint64_t *due;
 
 	if (d->run) {
 		/* The round in progress borrows the current plan's strings. */
@@ -307,21 +350,54 @@ static void install_plan(daemon_t *d, matrix_plan_t *p, const char *source)
 		d->next_plan = p;
 		return;
 	}
+	due = calloc(p->n_targets ? p->n_targets : 1, sizeof(*due));
+	if (d->plan && d->plan->n_targets)
+		old = calloc(d->plan->n_targets, sizeof(*old));
+	if (!due || (d->plan && d->plan->n_targets && !old)) {
+		log_error(&d->lg, "out of memory: the plan is not installed");
+		free(due);
+		free(old);
+		matrix_plan_free(p);
+		return;
+	}
+	if (old) {
+		n_old = d->plan->n_targets;
+		for (i = 0; i < n_old; i++) {
+			old[i].t = &d->plan->targets[i];
+			old[i].due = d->due[i];
+		}
+		qsort(old, n_old, sizeof(*old), cmp_old_due);
+	} else {
+		first = now + jitter_ms(d, d->cfg->interval_s ? d->cfg->interval_s
+		                           : p->interval_s    ? p->interval_s
+		                                              : DEFAULT_INTERVAL_S);
+	}
+	for (i = 0; i < p->n_targets; i++) {
+		const matrix_target_t *t = &p->targets[i];
+
+		if (!old) {
+			due[i] = first;
+			continue;
+		}
+		key.t = t;
+		hit = bsearch(&key, old, n_old, sizeof(*old), cmp_old_due);
+		iv = target_interval_s(d, p, t);
+		due[i] = now + jitter_ms(d, iv);
+		if (hit) {
+			uint64_t soonest = now + (uint64_t)iv * 1000u;
+
+			due[i] = hit->due < soonest ? hit->due : soonest;
+			kept++;
+		}
+	}
+	free(old);
 	free(d->due);
 	matrix_plan_free(d->plan);
 	d->plan = p;
-	d->due = calloc(p->n_targets ? p->n_targets : 1, sizeof(*d->due));
-	if (!d->due) {
-		log_error(&d->lg, "out of memory");
-		matrix_plan_free(d->plan);
-		d->plan = NULL;
-		return;
-	}
-	for (i = 0; i < p->n_targets; i++)
-		d->due[i] = now + jitter_ms(d, target_interval_s(d, &p->targets[i]));
+	d->due = due;
 	log_info(&d->lg, "plan loaded", LOG_STR("source", source), LOG_STR("matrix", p->matrix),
 	         LOG_STR("role", p->role), LOG_UINT("targets", p->n_targets),
-	         LOG_UINT("interval_s", default_interval_s(d)));
+	         LOG_UINT("kept_schedule", kept), LOG_UINT("interval_s", default_interval_s(d)));
 }
 
 /* Checks that a plan is this agent's: a cache from another role is no plan. */
@@ -343,11 +419,32 @@ static matrix_plan_t *decode_plan(daemon_t *d, const char *text, size_t len, con
 	return p;
 }
 
-static void write_cache(daemon_t *d, const char *body, size_t len)
+/*
+ * The cache is the plan as served, with the ETag it came with added as one
+ * more top-level field, CACHE_ETAG_FIELD: the plan decoder ignores unknown
+ * fields, so any agent reads the file, and an agent that starts from its cache
+ * asks the collector with If-None-Match. A cache without the field (written
+ * by an older agent) is read as before.
+ */
+#define CACHE_ETAG_FIELD "sgprobe_cache_etag"
+
+static void write_cache(daemon_t *d, const char *body, size_t len, const char *etag)
 {
 	char tmp[4096];
+	char *field = NULL;
+	cJSON *str;
+	size_t open_at = 0;
 	int fd;
 	bool ok;
+
+	while (open_at < len && strchr(" \t\r\n", body[open_at]))
+		open_at++;
+	if (etag[0] && open_at < len && body[open_at] == '{' &&
+	    body[open_at + 1 + strspn(body + open_at + 1, " \t\r\n")] != '}') {
+		str = cJSON_CreateString(etag);
+		field = str ? cJSON_PrintUnformatted(str) : NULL;
+		cJSON_Delete(str);
+	}
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", d->cfg->plan_cache);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -356,7 +453,16 @@ static void write_cache(daemon_t *d, const char *body, size_t len)
 		         LOG_STR("error", strerror(errno)));
 		return;
 	}
-	ok = write(fd, body, len) == (ssize_t)len && !fsync(fd);
+	if (field) {
+		/* {"sgprobe_cache_etag":"…", then the plan's own fields. */
+		ok = dprintf(fd, "{\"%s\":%s,", CACHE_ETAG_FIELD, field) > 0 &&
+		     write(fd, body + open_at + 1, len - open_at - 1) ==
+		         (ssize_t)(len - open_at - 1);
+		free(field);
+	} else {
+		ok = write(fd, body, len) == (ssize_t)len;
+	}
+	ok &= !fsync(fd);
 	ok &= !close(fd);
 	if (!ok || rename(tmp, d->cfg->plan_cache)) {
 		log_warn(&d->lg, "cannot write the plan cache", LOG_STR("file", d->cfg->plan_cache),
@@ -382,6 +488,14 @@ static void load_cache(daemon_t *d)
 		return;
 	}
 	p = decode_plan(d, text, len, d->cfg->plan_cache);
+	if (p) {
+		cJSON *doc = cJSON_ParseWithLength(text, len);
+		const cJSON *etag = cJSON_GetObjectItemCaseSensitive(doc, CACHE_ETAG_FIELD);
+
+		if (cJSON_IsString(etag) && strlen(etag->valuestring) < sizeof(d->etag))
+			snprintf(d->etag, sizeof(d->etag), "%s", etag->valuestring);
+		cJSON_Delete(doc);
+	}
 	fileio_free(text, len);
 	if (p)
 		install_plan(d, p, "cache");
@@ -432,6 +546,8 @@ static void plan_schedule(daemon_t *d)
 
 	if (refresh < PLAN_REFRESH_MIN_MS)
 		refresh = PLAN_REFRESH_MIN_MS;
+	if (d->plan_refresh_ms)
+		refresh = d->plan_refresh_ms;
 	if (!d->stopping)
 		uv_timer_start(&d->plan_timer, on_plan_timer, d->plan ? refresh : PLAN_RETRY_MS, 0);
 }
@@ -468,7 +584,7 @@ static void on_plan_done(CURL *easy, CURLcode code, void *arg)
 			                d->plan_url);
 			if (p) {
 				if (d->cfg->plan_cache)
-					write_cache(d, d->plan_body, d->plan_len);
+					write_cache(d, d->plan_body, d->plan_len, d->new_etag);
 				snprintf(d->etag, sizeof(d->etag), "%s", d->new_etag);
 				install_plan(d, p, "collector");
 			} else {
@@ -555,9 +671,15 @@ static void on_round_done(probe_run_t *run, void *arg)
 	         LOG_UINT("rejected", counts[VERDICT_STATE_REJECTED]),
 	         LOG_UINT("filtered", counts[VERDICT_STATE_FILTERED]),
 	         LOG_UINT("unreachable", counts[VERDICT_STATE_UNREACHABLE]),
-	         LOG_UINT("error", counts[VERDICT_STATE_ERROR]));
-	if (d->have_pusher)
+	         LOG_UINT("error", counts[VERDICT_STATE_ERROR]),
+	         LOG_BOOL("cancelled", probe_run_cancelled(run)));
+	/* A round cut short by SIGTERM is pushed too, just before the final
+	 * report: the collector drops a final report's results (the task is
+	 * gone), and what the round saw must still be counted. */
+	if (d->have_pusher && (n || !d->stopping))
 		submit(d, &d->sub, res, n, round_ms, false);
+	if (d->stopping)
+		finish_stop(d);
 	probe_run_free(run);
 	d->run = NULL;
 	free(d->sub.targets);
@@ -569,9 +691,8 @@ static void on_round_done(probe_run_t *run, void *arg)
 		d->next_plan = NULL;
 		install_plan(d, p, "collector");
 	}
-	write_health(d);
-	if (d->stopping)
-		finish_stop(d);
+	if (!d->stopping)
+		write_health(d);
 }
 
 static void start_round(daemon_t *d)
@@ -602,7 +723,7 @@ static void start_round(daemon_t *d)
 		if (!t->probe || d->due[i] > now)
 			continue;
 		d->sub.targets[d->sub.n_targets++] = *t;
-		iv = target_interval_s(d, t);
+		iv = target_interval_s(d, d->plan, t);
 		d->due[i] = now + (uint64_t)iv * 1000u + jitter_ms(d, iv);
 	}
 	memset(&pc, 0, sizeof(pc));
@@ -685,7 +806,9 @@ static void close_all(daemon_t *d)
 		curluv_dispose(&d->cu, on_cu_closed);
 	uv_close((uv_handle_t *)&d->tick, on_handle_closed);
 	uv_close((uv_handle_t *)&d->plan_timer, on_handle_closed);
-	uv_close((uv_handle_t *)&d->deadline_timer, on_handle_closed);
+	/* The deadline stays armed but no longer holds the loop: it fires only
+	 * when a name lookup does (see on_deadline()). daemon_run() closes it. */
+	uv_unref((uv_handle_t *)&d->deadline_timer);
 	uv_close((uv_handle_t *)&d->sigterm, on_handle_closed);
 	uv_close((uv_handle_t *)&d->sigint, on_handle_closed);
 }
@@ -700,6 +823,7 @@ static void on_pusher_stopped(pusher_t *p, int status)
 	close_all(d);
 }
 
+/* Pushes the final report after whatever is queued, then closes everything. */
 static void finish_stop(daemon_t *d)
 {
 	if (!d->have_pusher) {
@@ -716,13 +840,18 @@ static void on_deadline(uv_timer_t *t)
 {
 	daemon_t *d = container_of(t, daemon_t, deadline_timer);
 
-	if (d->run) {
-		/* The probe engine cannot be cut short, and ECS kills the task soon
-		 * after this: leave now, as promised, without the final report. */
-		log_error(&d->lg, "the round did not end by the stop deadline: exiting");
-		fflush(stderr);
-		_exit(DAEMON_EXIT_OK);
+	if (!d->closing) {
+		/* The pusher's own deadline comes first: this is only a backstop. */
+		log_error(&d->lg, "not stopped by the stop deadline: closing");
+		close_all(d);
+		return;
 	}
+	/* Everything is closed but a name lookup of the cancelled round, still
+	 * on libuv's thread pool: it cannot be interrupted, and ECS kills the
+	 * task soon after the stop timeout. The final report is already out. */
+	log_warn(&d->lg, "a name lookup outlived the stop: exiting without it");
+	fflush(stderr);
+	_exit(DAEMON_EXIT_OK);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -734,6 +863,8 @@ static void on_signal(uv_signal_t *s, int signum)
 	d->stopping = true;
 	log_info(&d->lg, "stopping", LOG_STR("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"),
 	         LOG_BOOL("round_running", d->run != NULL));
+	/* The health check fails from now on: the agent no longer probes. */
+	write_health(d);
 	uv_timer_stop(&d->tick);
 	uv_timer_stop(&d->plan_timer);
 	if (d->plan_busy) {
@@ -745,8 +876,12 @@ static void on_signal(uv_signal_t *s, int signum)
 	d->stop_deadline = uv_now(&d->loop) + (uint64_t)d->cfg->stop_timeout_s * 1000u;
 	if (d->stop_deadline > uv_now(&d->loop) + STOP_CLOSE_MARGIN_MS)
 		d->stop_deadline -= STOP_CLOSE_MARGIN_MS;
-	uv_timer_start(&d->deadline_timer, on_deadline, d->stop_deadline - uv_now(&d->loop), 0);
-	if (!d->run)
+	/* The backstop fires a little after the pusher's deadline, inside the margin. */
+	uv_timer_start(&d->deadline_timer, on_deadline,
+	               d->stop_deadline - uv_now(&d->loop) + STOP_CLOSE_MARGIN_MS / 2, 0);
+	if (d->run)
+		probe_run_cancel(d->run); /* on_round_done() then finishes the stop */
+	else
 		finish_stop(d);
 }
 
@@ -928,6 +1063,9 @@ int daemon_run(const config_t *cfg)
 		return DAEMON_EXIT_FAIL;
 	d->cfg = cfg;
 	log_init(&d->lg, stderr, cfg->log_level, "sgprobe-agent");
+	/* For the tests only (docs/operations.md): a plan refresh period below the floor. */
+	if (getenv(PLAN_REFRESH_ENV))
+		d->plan_refresh_ms = strtoull(getenv(PLAN_REFRESH_ENV), NULL, 10);
 	if (cfg->collector && push_key_load(cfg, &d->key, kerr, sizeof(kerr))) {
 		fprintf(stderr, "sgprobe-agent: %s\n", kerr);
 		free(d);
@@ -967,6 +1105,7 @@ int daemon_run(const config_t *cfg)
 		/* Close what was opened, so that the loop can be closed too. */
 		d->stopping = true;
 		close_all(d);
+		uv_close((uv_handle_t *)&d->deadline_timer, on_handle_closed);
 		uv_run(&d->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&d->loop);
 		goto out;
@@ -974,6 +1113,8 @@ int daemon_run(const config_t *cfg)
 	if (cfg->collector)
 		start_plan_fetch(d);
 	uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&d->deadline_timer, on_handle_closed);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	result = uv_loop_close(&d->loop);
 	if (result)

@@ -10,10 +10,12 @@ collector="$build/sgprobe-collector"
 work=$(mktemp -d /tmp/sgprobe-daemon.XXXXXX)
 cpid=""
 dpid=""
+spid=""
 
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
 	[ -n "$cpid" ] && kill "$cpid" 2>/dev/null && wait "$cpid" 2>/dev/null
+	[ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -32,17 +34,19 @@ cat >"$work/matrix.json" <<'JSON'
   "roles": {
     "web": { "endpoints": ["127.0.0.11"], "ports": [80], "agent": true },
     "api": { "endpoints": ["127.0.0.12"], "ports": [8000], "agent": true },
-    "db":  { "endpoints": ["127.0.0.13"], "ports": [5432], "agent": false } },
+    "db":  { "endpoints": ["127.0.0.13"], "ports": [5432], "agent": false,
+             "allowed_interval_s": 900 } },
   "allow": [ { "from": "web", "to": "api", "ports": [8000] },
+             { "from": "web", "to": "db", "ports": [5432] },
              { "from": "api", "to": "db", "ports": [5432] } ] }
 JSON
 cat >"$work/keys.json" <<'JSON'
 { "keys": [ { "id": "web-1", "secret": "web-secret", "roles": ["web"] } ] }
 JSON
 
-# start_collector LOG: starts it and waits (bounded) until it serves.
+# start_collector LOG [MATRIX]: starts it and waits (bounded) until it serves.
 start_collector() {
-	"$collector" --matrix "$work/matrix.json" --keys "$work/keys.json" \
+	"$collector" --matrix "${2:-$work/matrix.json}" --keys "$work/keys.json" \
 		--listen "127.0.0.1:$P" --admin-listen "127.0.0.1:$A" 2>>"$1" &
 	cpid=$!
 	for _ in $(seq 50); do
@@ -57,19 +61,26 @@ stop_collector() {
 	cpid=""
 }
 
-# start_daemon ID LOG: the daemon of role web, fed by the collector.
+# start_daemon ID LOG [FLAG...]: the daemon of role web, fed by the collector.
+# The plan is asked for again every 300 ms (a testing knob), so that the
+# cache→collector handoff happens within the test.
 start_daemon() {
-	SGPROBE_KEY=web-secret "$agent" --collector "$agents" --role web --agent-id "$1" \
-		--agent-address 127.0.0.11 --interval-s 1 --key-id web-1 --stop-timeout-s 5 \
-		--health-file "$work/health.json" --plan-cache "$work/plan.cache" 2>"$2" &
+	local id=$1 log=$2
+	shift 2
+	SGPROBE_KEY=web-secret SGPROBE_TEST_PLAN_REFRESH_MS=300 "$agent" --collector "$agents" \
+		--role web --agent-id "$id" --agent-address 127.0.0.11 --interval-s 1 \
+		--key-id web-1 --stop-timeout-s 5 --health-file "$work/health.json" \
+		--plan-cache "$work/plan.cache" "$@" 2>"$log" &
 	dpid=$!
 }
 
-# stop_daemon: SIGTERM, then waits at most 7 s; sets stop_rc to its exit status
-# ("timeout" when it did not exit). Not in a subshell: only this shell may wait.
+# stop_daemon [TENTHS]: SIGTERM, then waits at most TENTHS tenths of a second
+# (default 55: --stop-timeout-s 5, and half a second for the process to end);
+# sets stop_rc to its exit status ("timeout" when it did not exit). Not in a
+# subshell: only this shell may wait.
 stop_daemon() {
 	kill -TERM "$dpid"
-	for _ in $(seq 70); do
+	for _ in $(seq "${1:-55}"); do
 		kill -0 "$dpid" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -112,8 +123,8 @@ check "the collector starts" start_collector "$work/collector.log"
 start_daemon web-d "$work/daemon.log"
 check "the daemon's agent is live in the matrix view, with observations" \
 	wait_for 10 live_with_observations web-d
-# Each path has its own schedule, its first probe jittered by up to 10 % of the
-# interval: the first report may hold only some of them, so wait for this one.
+# The first round probes the whole plan; the collector may still be showing
+# an earlier view, so wait for this cell.
 cell_verdict_is() {
 	curl -s "$admin/v1/matrix" |
 		jq -e --arg v "$1" '.cells[] | select(.src_role == "web" and .dst_role == "api" and .port == 8000) | .verdict == $v' >/dev/null
@@ -124,6 +135,18 @@ check "sgprobe-agent health exits 0 while the daemon runs" \
 	wait_for 5 "$agent" health --health-file "$work/health.json"
 check "the plan cache exists and is the role's plan" \
 	sh -c "jq -e '.schema == \"sgprobe.plan/v1\" and .role == \"web\" and (.targets | length) > 0' '$work/plan.cache' >/dev/null"
+check "the plan cache keeps the plan's ETag" \
+	sh -c "jq -e '.sgprobe_cache_etag | test(\"^\\\".+\\\"$\")' '$work/plan.cache' >/dev/null"
+# Paths probed: the plan's, but web → db:5432 (allowed_interval_s 900) is not
+# probed again within the test.
+n_paths=$(jq '[.targets[] | select(.probe != false)] | length' "$work/plan.cache")
+full_rounds() {
+	jq -s --argjson n "$n_paths" '[.[] | select(.msg == "round" and .targets == $n)] | length' "$1"
+}
+rounds_at_least() { [ "$(grep -c '"msg":"round"' "$2")" -ge "$1" ]; }
+check "rounds follow one another" wait_for 5 rounds_at_least 3 "$work/daemon.log"
+eq "the first round probes the whole plan, later ones leave out the 900 s path" \
+	"$(full_rounds "$work/daemon.log")" 1
 check "the log is JSON lines with round summaries" \
 	sh -c "jq -e 'select(.msg == \"round\") | .level == \"info\"' '$work/daemon.log' | grep -q true"
 check "the log never holds the secret" sh -c "! grep -q web-secret '$work/daemon.log'"
@@ -147,6 +170,15 @@ check "the collector is back" start_collector "$work/collector2.log"
 check "everything queued is delivered: the queue empties" \
 	wait_for 20 sh -c "jq -e '.queue == 0 and .delivered >= 3' '$work/health.json' >/dev/null 2>&1"
 check "the agent is live again" wait_for 5 live_with_observations web-c
+plans_served() {
+	curl -s "$admin/metrics" | awk '$1 == "sgprobe_plans_served_total" { print $2 }'
+}
+served_at_least() { [ "$(plans_served)" -ge "$1" ] 2>/dev/null; }
+check "the daemon asks the collector for its plan again" wait_for 5 served_at_least 2
+eq "the cache's ETag: the collector's plan is the same one, not installed again" \
+	"$(jq -s '[.[] | select(.msg == "plan loaded")] | map(.source) | join(",")' "$work/daemon2.log")" '"cache"'
+eq "the handoff keeps the schedule: the 900 s path was probed once, in the first round" \
+	"$(full_rounds "$work/daemon2.log")" 1
 stop_daemon
 eq "SIGTERM again: exit 0" "$stop_rc" 0
 delivered=$(jq -r 'select(.msg == "stopped") | .delivered' "$work/daemon2.log")
@@ -155,5 +187,53 @@ eq "nothing dropped or abandoned" "$dropped" 0
 eq "sgprobe_reports_accepted_total counts every report the daemon delivered" \
 	"$(accepted_total)" "$delivered"
 stop_collector
+
+# --- SIGTERM in the middle of a round -------------------------------------------------------
+# A destination that never answers (a listener whose accept queue is full
+# drops every SYN) and a 30 s timeout: the first round cannot end by itself
+# before the stop. The agent cuts it short, pushes what it saw with the final
+# report, and exits promptly.
+python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.14", 0)); s.listen(0)
+f = socket.socket(); f.setblocking(False); f.connect_ex(s.getsockname())
+time.sleep(0.2)
+print(s.getsockname()[1], flush=True)
+time.sleep(600)' >"$work/slow.port" &
+spid=$!
+wait_for 5 test -s "$work/slow.port"
+S=$(cat "$work/slow.port")
+jq --argjson s "$S" '.roles.slow = { "endpoints": ["127.0.0.14"], "ports": [$s], "agent": false }
+	| .allow += [ { "from": "web", "to": "slow", "ports": [$s] } ]' \
+	"$work/matrix.json" >"$work/matrix-slow.json"
+rm -f "$work/plan.cache"
+check "a fresh collector starts, with a destination that never answers" \
+	start_collector "$work/collector3.log" "$work/matrix-slow.json"
+start_daemon web-s "$work/daemon3.log" --timeout-ms 30000 --stop-timeout-s 10
+check "the daemon loads the plan" \
+	wait_for 10 sh -c "grep -q '\"msg\":\"plan loaded\"' '$work/daemon3.log'"
+# Every path but the agent's own address's (never probed) and the unanswered one.
+n_seen=$(jq '[.targets[] | select(.probe != false and .target != "127.0.0.11")] | length - 1' "$work/plan.cache")
+# The first round starts within 10 % of the interval and waits for the
+# destination that never answers.
+sleep 1
+stop_daemon 30
+eq "SIGTERM mid-round: exit 0 within 3 s, not at the 10 s stop timeout" "$stop_rc" 0
+eq "the round was cut short: one round, cancelled, with every result but the unanswered one" \
+	"$(jq -sc '[.[] | select(.msg == "round") | [.cancelled, .results]]' "$work/daemon3.log")" \
+	"[[true,$n_seen]]"
+eq "the round's results and the final report arrive: two reports, every result accepted" \
+	"$(accepted_total),$(curl -s "$admin/metrics" | awk '$1 == "sgprobe_observations_accepted_total" { print $2 }')" \
+	"2,$n_seen"
+check "the final report made the collector forget the agent" \
+	sh -c "! curl -s '$admin/v1/matrix' | jq -e '[.agents[] | select(.id == \"web-s\")] | length > 0' >/dev/null"
+eq "nothing dropped or abandoned at the stop" \
+	"$(jq -r 'select(.msg == "stopped") | "\(.delivered) \(.dropped + .abandoned)"' "$work/daemon3.log")" "2 0"
+check "the health file says not ok after the stop" \
+	sh -c "jq -e '.ok == false' '$work/health.json' >/dev/null"
+stop_collector
+kill "$spid" 2>/dev/null
+wait "$spid" 2>/dev/null
+spid=""
 
 done_testing
