@@ -11,7 +11,10 @@
 # `python3 -m http.server` on 127.0.0.1. With SGPROBE_DASHBOARD_URL (a running
 # collector's admin listener, e.g. http://127.0.0.1:9090/) the page and the
 # view come from there: the checks follow whatever its v1/matrix holds, and
-# that must include a violation cell, an ok cell and an agent.
+# that must include a violation cell, an ok cell and an agent; the files are
+# then tests/out/dashboard_live*, so that the two runs keep both screenshots.
+# Either way the red of the violation is counted against the same page
+# without data (served by http.server beside no v1/matrix: the error banner).
 #
 # Contacts nothing but 127.0.0.1. Installs nothing.
 set -u
@@ -29,7 +32,9 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-chrome_log="$out/dashboard_chromium.log"
+# The files this run keeps: tests/out/$shot.png, ${shot}_details.png, ...
+if [ -n "${SGPROBE_DASHBOARD_URL:-}" ]; then shot=dashboard_live; else shot=dashboard; fi
+chrome_log="$out/${shot}_chromium.log"
 : >"$chrome_log"
 
 # chrome ARGS... URL: one headless Chromium run with a fresh profile, only
@@ -54,6 +59,25 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 # ---- what to load ------------------------------------------------------------
+# serve_site: serves $work/site on a free loopback port; sets $port.
+serve_site() {
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	python3 -m http.server --bind 127.0.0.1 --directory "$site" "$port" >"$out/${shot}_http.log" 2>&1 &
+	server_pid=$!
+	python3 - "$port" <<'PY'
+import socket, sys, time
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)
+PY
+}
+
+site="$work/site"
+mkdir -p "$site/v1" "$site/broken"
 if [ -n "${SGPROBE_DASHBOARD_URL:-}" ]; then
 	url=$SGPROBE_DASHBOARD_URL
 	if ! python3 -c 'import sys, urllib.parse as u; sys.exit(u.urlsplit(sys.argv[1]).hostname != "127.0.0.1")' "$url"; then
@@ -61,11 +85,22 @@ if [ -n "${SGPROBE_DASHBOARD_URL:-}" ]; then
 		done_testing
 		exit
 	fi
-	broken_url=""
+	# The collector's own page, served where v1/matrix does not exist: the
+	# baseline of the colour check and the error banner.
+	if ! python3 - "$url" "$site/broken/index.html" <<'PY'; then
+import sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+with opener.open(sys.argv[1], timeout=10) as r:
+    open(sys.argv[2], "wb").write(r.read())
+PY
+		not_ok "the collector serves the dashboard" "at $url"
+		done_testing
+		exit
+	fi
+	serve_site
+	broken_url="http://127.0.0.1:$port/broken/"
 	mode=collector
 else
-	site="$work/site"
-	mkdir -p "$site/v1" "$site/broken"
 	cp collector/dashboard.html "$site/index.html"
 	# The same page where v1/matrix does not exist: the fetch fails.
 	cp collector/dashboard.html "$site/broken/index.html"
@@ -139,19 +174,7 @@ else
   ]
 }
 JSON
-	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	python3 -m http.server --bind 127.0.0.1 --directory "$site" "$port" >"$out/dashboard_http.log" 2>&1 &
-	server_pid=$!
-	python3 - "$port" <<'PY'
-import socket, sys, time
-for _ in range(100):
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit(1)
-PY
+	serve_site
 	url="http://127.0.0.1:$port/"
 	broken_url="http://127.0.0.1:$port/broken/"
 	mode=fixture
@@ -184,24 +207,22 @@ print("" if c is None else "/".join(u.quote(str(c[k]), safe="") for k in ("src_r
 # Chromium takes its URL after the flags; the hash needs no server.
 chrome --dump-dom "$url" >"$work/dom.html"
 check "chromium renders the page (--dump-dom)" test -s "$work/dom.html"
-cp "$work/dom.html" "$out/dashboard_dom.html"
-rm -f "$out/dashboard.png"
-chrome --screenshot="$out/dashboard.png" --window-size=1400,900 --hide-scrollbars "$url" >/dev/null
+cp "$work/dom.html" "$out/${shot}_dom.html"
+rm -f "$out/$shot.png" "$out/${shot}_error.png"
+chrome --screenshot="$out/$shot.png" --window-size=1400,900 --hide-scrollbars "$url" >/dev/null
 if [ -n "$focus" ]; then
 	chrome --dump-dom "${url}#cell=$focus" >"$work/dom_details.html"
-	chrome --screenshot="$out/dashboard_details.png" --window-size=1400,900 --hide-scrollbars "${url}#cell=$focus" >/dev/null
+	chrome --screenshot="$out/${shot}_details.png" --window-size=1400,900 --hide-scrollbars "${url}#cell=$focus" >/dev/null
 fi
-if [ -n "$broken_url" ]; then
-	chrome --dump-dom "$broken_url" >"$work/dom_broken.html"
-	chrome --screenshot="$out/dashboard_error.png" --window-size=1400,900 --hide-scrollbars "$broken_url" >/dev/null
-fi
+chrome --dump-dom "$broken_url" >"$work/dom_broken.html"
+chrome --screenshot="$out/${shot}_error.png" --window-size=1400,900 --hide-scrollbars "$broken_url" >/dev/null
 
 # ---- check -----------------------------------------------------------------------
 # The checker prints "ok|NAME", "not ok|NAME|WHY" or "skip|NAME|WHY" lines.
-python3 - "$work" "$view" "$mode" "$out" >"$work/results" 2>"$work/checker.err" <<'PY'
+python3 - "$work" "$view" "$mode" "$out" "$shot" >"$work/results" 2>"$work/checker.err" <<'PY'
 import html.parser, json, os, re, struct, sys, zlib
 
-work, view_path, mode, out = sys.argv[1:5]
+work, view_path, mode, out, shot = sys.argv[1:6]
 view = json.load(open(view_path))
 SHORT = {"violation": "VIOL", "blocked": "BLOCK", "tls_failed": "TLS", "no_listener": "NOLSN",
          "inconclusive": "INCON", "unverified": "unver", "ok": "ok", "unobserved": "unobs",
@@ -415,17 +436,17 @@ check("the stylesheet colours every verdict", not nocolour, "no background for "
 
 # ... and the browser painted it: the page without data (error run) has the
 # legend's swatch; the page with data has the cell too.
-png = os.path.join(out, "dashboard.png")
+png = os.path.join(out, shot + ".png")
 size = os.path.getsize(png) if os.path.exists(png) else 0
 try:
     w, h = struct.unpack(">II", open(png, "rb").read()[16:24]) if size else (0, 0)
 except struct.error:
     w, h = 0, 0
-check("the screenshot is kept in tests/out/dashboard.png (a PNG over 10 kB)",
+check(f"the screenshot is kept in tests/out/{shot}.png (a PNG over 10 kB)",
       size > 10240 and open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n", f"{size} bytes")
 check("the screenshot is 1400x900", (w, h) == (1400, 900), f"{w}x{h}")
-base = os.path.join(out, "dashboard_error.png")
-if mode == "fixture" and size and os.path.exists(base):
+base = os.path.join(out, shot + "_error.png")
+if size and os.path.exists(base):
     try:
         with_cells, without = count_colour(png, RED), count_colour(base, RED)
         check(f"the screenshot shows the violation in red ({with_cells - without} more #d32f2f pixels than without data)",
@@ -433,7 +454,7 @@ if mode == "fixture" and size and os.path.exists(base):
     except (ValueError, TypeError, zlib.error) as e:
         report("not ok", "the screenshot shows the violation in red", str(e))
 else:
-    report("skip", "the screenshot shows the violation in red", "needs the fixture's error page to compare")
+    report("not ok", "the screenshot shows the violation in red", f"no {shot}.png or {shot}_error.png to compare")
 
 # Every cell of the grid.
 c = first("ok", "allow")
@@ -511,7 +532,7 @@ if os.path.exists(p):
     check("a failed fetch shows the error banner (cannot reach the collector: HTTP 404)",
           b is not None and "hidden" not in b.attrs and t.startswith("cannot reach the collector:") and "404" in t, repr(t))
 else:
-    report("skip", "the error banner", "a collector cannot be made to fail from here")
+    report("not ok", "a failed fetch shows the error banner", "no page without data was rendered")
 PY
 checker_rc=$?
 while IFS='|' read -r kind name why; do
