@@ -202,7 +202,7 @@ int daemon_health(const config_t *cfg)
 	if (!cfg->health_file) {
 		fprintf(stderr, "sgprobe-agent health: needs --health-file FILE "
 		                "(or SGPROBE_HEALTH_FILE)\n");
-		return 2;
+		return 1;
 	}
 	result = fileio_read(cfg->health_file, HEALTH_MAX_BYTES, &text, &len);
 	if (result) {
@@ -897,12 +897,20 @@ static int setup_identity(daemon_t *d)
 	int result = -1;
 
 	if (uri && *uri) {
-		result = ecs_identity_fetch(uri, 0, &d->id, err, sizeof(err));
-		if (result)
-			log_warn(&d->lg, "no ECS identity: using the defaults",
-			         LOG_STR("error", err));
-	}
-	if (result) {
+		/* Inside ECS the identity must be the task's: with the hostname's the
+		 * agent would not know its own address, probe its own task and report
+		 * violations that are not. Better exit, and let ECS start the task
+		 * again. */
+		result = ecs_identity_fetch_for(uri, 0, ECS_IDENTITY_BUDGET_MS, &d->id, err,
+		                                sizeof(err));
+		if (result) {
+			log_error(&d->lg,
+			          "no ECS identity: the task metadata endpoint failed; exiting so "
+			          "that ECS starts the task again",
+			          LOG_STR("env", ECS_METADATA_ENV), LOG_STR("error", err));
+			return result;
+		}
+	} else {
 		result = ecs_identity_default(cfg->role, &d->id, err, sizeof(err));
 		if (result) {
 			log_error(&d->lg, "no identity", LOG_STR("error", err));
@@ -1096,9 +1104,10 @@ int daemon_run(const config_t *cfg)
 	uv_signal_start(&d->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&d->sigint, on_signal, SIGINT);
 	log_info(&d->lg, "starting", LOG_STR("id", d->id.id), LOG_STR("role", cfg->role),
-	         LOG_STR("cluster", d->id.cluster), LOG_STR("address", d->id.address),
-	         LOG_STR("boot", d->boot), LOG_STR("collector", cfg->collector),
-	         LOG_STR("key_id", d->key.id));
+	         LOG_STR("cluster", d->id.cluster), LOG_STR("family", d->id.family),
+	         LOG_STR("revision", d->id.revision), LOG_STR("az", d->id.az),
+	         LOG_STR("address", d->id.address), LOG_STR("boot", d->boot),
+	         LOG_STR("collector", cfg->collector), LOG_STR("key_id", d->key.id));
 	result = cfg->collector ? setup_collector(d) : setup_matrix(d);
 	if (result) {
 		log_error(&d->lg, "cannot start", LOG_STR("error", strerror(-result)));

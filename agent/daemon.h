@@ -25,7 +25,8 @@ int daemon_run(const config_t *cfg);
 /**
  * `sgprobe-agent health`: reads cfg->health_file and returns 0 when it exists,
  * says ok and its last round is at most 3 intervals + 30 s old; otherwise
- * prints why on stderr and returns 1 (2 without --health-file).
+ * prints why on stderr and returns 1, also without --health-file: a container
+ * health check exits 0 or 1 only (Docker reserves 2).
  */
 int daemon_health(const config_t *cfg);
 

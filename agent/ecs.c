@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -491,9 +492,24 @@ static int setup(CURL *h, const char *url, long timeout_ms, body_t *b)
 	return result == CURLE_OK ? 0 : -EINVAL;
 }
 
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 int ecs_identity_fetch(const char *base_uri, long timeout_ms, ecs_identity_t *out, char *err,
                        size_t errlen)
 {
+	return ecs_identity_fetch_for(base_uri, timeout_ms, 0, out, err, errlen);
+}
+
+int ecs_identity_fetch_for(const char *base_uri, long timeout_ms, long budget_ms,
+                           ecs_identity_t *out, char *err, size_t errlen)
+{
+	uint64_t start = monotonic_ms();
 	char msg[ECS_ERR_MAX + 64];
 	body_t body = {0};
 	CURL *h = NULL;
@@ -531,18 +547,27 @@ int ecs_identity_fetch(const char *base_uri, long timeout_ms, ecs_identity_t *ou
 			fail(err, errlen, "%s: cannot be used as a URL", ECS_METADATA_ENV);
 		goto out;
 	}
-	for (i = 0; i < ECS_FETCH_ATTEMPTS; i++) {
+	for (i = 0;; i++) {
 		if (i > 0) {
 			sleep_ms(delay);
-			delay *= 2;
+			delay =
+			    delay * 2 > ECS_FETCH_RETRY_MAX_MS ? ECS_FETCH_RETRY_MAX_MS : delay * 2;
 		}
 		result = attempt(h, url, &body, &retry, msg, sizeof(msg));
 		if (!result || !retry)
 			break;
+		/* The attempts owed, then more while the budget allows the pause. */
+		if (i + 1 >= ECS_FETCH_ATTEMPTS &&
+		    (budget_ms <= 0 ||
+		     monotonic_ms() - start + (uint64_t)delay >= (uint64_t)budget_ms))
+			break;
 	}
 	if (result) {
-		if (retry)
-			fail(err, errlen, "%s (%d attempts)", msg, ECS_FETCH_ATTEMPTS);
+		if (retry && budget_ms > 0)
+			fail(err, errlen, "%s (%d attempts in %" PRIu64 " ms)", msg, i + 1,
+			     monotonic_ms() - start);
+		else if (retry)
+			fail(err, errlen, "%s (%d attempts)", msg, i + 1);
 		else
 			fail(err, errlen, "%s", msg);
 		goto out;

@@ -15,6 +15,8 @@
 #define ECS_FETCH_DEFAULT_TIMEOUT 1000    /* ms per attempt when the caller passes 0 */
 #define ECS_FETCH_ATTEMPTS        3       /* the first try and two retries */
 #define ECS_FETCH_RETRY_DELAY_MS  200     /* before the first retry; doubled before the next */
+#define ECS_FETCH_RETRY_MAX_MS    2000    /* the longest pause between two attempts */
+#define ECS_IDENTITY_BUDGET_MS    20000   /* how long the daemon keeps trying at start */
 #define ECS_FETCH_MAX_BODY        1048576 /* bytes of the /task document */
 #define ECS_NAME_MAX              255     /* cluster and family names (ECS's own limit) */
 #define ECS_STRING_MAX            1024    /* any other string, as REPORT_MAX_STRING */
@@ -64,6 +66,18 @@ int ecs_identity_parse(const char *json, size_t len, ecs_identity_t *out, char *
  */
 int ecs_identity_fetch(const char *base_uri, long timeout_ms, ecs_identity_t *out, char *err,
                        size_t errlen);
+
+/**
+ * As ecs_identity_fetch(), but a failure that may pass (connection errors,
+ * timeouts, 429, 5xx) is retried beyond ECS_FETCH_ATTEMPTS for as long as
+ * `budget_ms` allows (pauses doubling up to ECS_FETCH_RETRY_MAX_MS; the last
+ * attempt starts before the budget is spent, and may run `timeout_ms` past it):
+ * a task's metadata endpoint that is not up yet at the container's start.
+ * `budget_ms` <= 0 gives ecs_identity_fetch(). The message then says how many
+ * attempts were made, and over how long.
+ */
+int ecs_identity_fetch_for(const char *base_uri, long timeout_ms, long budget_ms,
+                           ecs_identity_t *out, char *err, size_t errlen);
 
 /**
  * The identity outside ECS: id "HOSTNAME/ROLE", cluster "default", no family,

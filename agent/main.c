@@ -30,11 +30,12 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	/* `sgprobe-agent health`: the container's health check reads the daemon's file. */
+	/* `sgprobe-agent health`: the container's health check reads the daemon's
+	 * file. It exits 0 or 1 only, a usage error included: Docker reserves 2. */
 	if (argc > 1 && !strcmp(argv[1], "health")) {
 		if (config_parse(&cfg, argc - 1, argv + 1, err, sizeof(err))) {
 			fprintf(stderr, "sgprobe-agent health: %s\n", err);
-			return 2;
+			return 1;
 		}
 		return daemon_health(&cfg);
 	}

@@ -11,11 +11,13 @@ work=$(mktemp -d /tmp/sgprobe-daemon.XXXXXX)
 cpid=""
 dpid=""
 spid=""
+epid=""
 
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
 	[ -n "$cpid" ] && kill "$cpid" 2>/dev/null && wait "$cpid" 2>/dev/null
 	[ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
+	[ -n "$epid" ] && kill "$epid" 2>/dev/null && wait "$epid" 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -158,6 +160,20 @@ check "sgprobe-agent health exits 1 once the daemon has stopped" \
 	sh -c "! '$agent' health --health-file '$work/health.json' 2>/dev/null"
 check "sgprobe-agent health exits 1 without a health file" \
 	sh -c "! '$agent' health --health-file '$work/nothing.json' 2>/dev/null"
+# Docker reserves exit status 2 of a health check: every failure is 1.
+health_rc() {
+	"$agent" health "$@" 2>"$work/health.err"
+	echo $?
+}
+eq "sgprobe-agent health exits 1, not 2, without --health-file" \
+	"$(env -u SGPROBE_HEALTH_FILE "$agent" health 2>"$work/health.err"; echo $?)" 1
+check "... and says what is missing" grep -q -- '--health-file' "$work/health.err"
+eq "sgprobe-agent health exits 1, not 2, on an unknown flag" "$(health_rc --no-such-flag)" 1
+eq "sgprobe-agent health exits 1, not 2, on a bad flag value" \
+	"$(health_rc --health-file "$work/health.json" --interval-s nope)" 1
+printf 'not json' >"$work/garbage.json"
+eq "sgprobe-agent health exits 1 on a health file that is not JSON" \
+	"$(health_rc --health-file "$work/garbage.json")" 1
 
 # --- the collector away: the plan from the cache, reports queued, then delivered ---------------
 stop_collector
@@ -235,5 +251,63 @@ stop_collector
 kill "$spid" 2>/dev/null
 wait "$spid" 2>/dev/null
 spid=""
+
+# --- identity -------------------------------------------------------------------------------
+boots=$(jq -r 'select(.msg == "starting") | .boot' "$work/daemon.log" "$work/daemon2.log" "$work/daemon3.log")
+eq "every start has a new boot id (32 hex digits)" \
+	"$(printf '%s\n' "$boots" | grep -cE '^[0-9a-f]{32}$'),$(printf '%s\n' "$boots" | sort -u | wc -l)" "3,3"
+
+# A task metadata endpoint v4 on loopback: the example document under /v4/ok,
+# 404 anywhere else.
+python3 -c '
+import http.server, sys
+doc = open(sys.argv[1], "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        code, body = (200, doc) if self.path == "/v4/ok/task" else (404, b"not found")
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()' "$top/tests/unit/data/task-metadata-v4.json" >"$work/ecs.port" &
+epid=$!
+wait_for 5 test -s "$work/ecs.port"
+E=$(cat "$work/ecs.port")
+# matrix_daemon URI LOG: the daemon of role web from --matrix, inside "ECS".
+matrix_daemon() {
+	ECS_CONTAINER_METADATA_URI_V4=$1 "$agent" --matrix "$work/matrix.json" --role web \
+		--agent-address 127.0.0.11 --interval-s 1 --stop-timeout-s 2 2>"$2" &
+	dpid=$!
+}
+matrix_daemon "http://127.0.0.1:$E/v4/ok" "$work/ecs-ok.log"
+check "inside ECS, the daemon starts with the task's identity" \
+	wait_for 5 sh -c "grep -q '\"msg\":\"round\"' '$work/ecs-ok.log'"
+eq "the starting line names the task, its cluster, family, revision and zone" \
+	"$(jq -r 'select(.msg == "starting") | [.id, .cluster, .family, .revision, .az] | join(" ")' "$work/ecs-ok.log")" \
+	"arn:aws:ecs:us-west-2:111122223333:task/default/158d1c8083dd49d6b527399fd6414f5c default curltest 26 us-west-2d"
+stop_daemon 25
+eq "... and stops with 0" "$stop_rc" 0
+# A metadata endpoint that fails: no identity of the hostname's (the agent
+# would not know its own address and would probe its own task), but exit 1,
+# so that ECS starts the task again. A 404 is not retried.
+matrix_daemon "http://127.0.0.1:$E/v4/gone" "$work/ecs-fail.log"
+stop_rc=timeout
+for _ in $(seq 50); do
+	kill -0 "$dpid" 2>/dev/null || { wait "$dpid"; stop_rc=$?; break; }
+	sleep 0.1
+done
+[ "$stop_rc" = timeout ] && kill -KILL "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
+dpid=""
+eq "inside ECS, a failing metadata endpoint: exit 1, not the hostname's identity" "$stop_rc" 1
+check "... with an error that names the endpoint and the status" \
+	sh -c "jq -e 'select(.level == \"error\" and (.msg | startswith(\"no ECS identity\"))) | .error | contains(\"/v4/gone/task: HTTP 404\")' '$work/ecs-fail.log' | grep -q true"
+check "... and no probe" sh -c "! grep -q '\"msg\":\"round\"' '$work/ecs-fail.log'"
+kill "$epid" 2>/dev/null
+wait "$epid" 2>/dev/null
+epid=""
 
 done_testing

@@ -883,6 +883,83 @@ static void test_fetch_bad_base_uri(void **state)
 	}
 }
 
+/*
+ * Inside ECS the daemon needs the task's identity: with a budget, an endpoint
+ * that fails for longer than the three attempts is still waited for.
+ */
+static void test_fetch_for_waits_for_a_late_endpoint(void **state)
+{
+	fixture_t *fx = *state;
+	server_t s = {.steps = {{503, "", 0, false},
+	                        {503, "", 0, false},
+	                        {503, "", 0, false},
+	                        {200, fx->doc, fx->len, false}},
+	              .n_steps = 4};
+	ecs_identity_t id;
+	char err[ECS_ERR_MAX];
+	char uri[128];
+
+	server_start(&s);
+	base_uri(&s, uri, sizeof(uri));
+	assert_int_equal(ecs_identity_fetch_for(uri, 2000, 10000, &id, err, sizeof(err)), 0);
+	server_stop(&s);
+	assert_int_equal(s.requests, 4);
+	assert_example(&id);
+	ecs_identity_dispose(&id);
+
+	/* Without a budget, the same endpoint is given up on after three. */
+	server_start(&s);
+	base_uri(&s, uri, sizeof(uri));
+	assert_int_equal(ecs_identity_fetch_for(uri, 2000, 0, &id, err, sizeof(err)), -EPROTO);
+	server_stop(&s);
+	assert_int_equal(s.requests, ECS_FETCH_ATTEMPTS);
+	assert_empty(&id);
+}
+
+/* The budget bounds the wait: a failing endpoint is given up on, and the message says so. */
+static void test_fetch_for_gives_up_at_the_budget(void **state)
+{
+	server_t s = {.steps = {{503, "", 0, false}}, .n_steps = 1};
+	ecs_identity_t id;
+	char err[ECS_ERR_MAX];
+	char uri[128];
+	uint64_t start, took;
+
+	(void)state;
+	server_start(&s);
+	base_uri(&s, uri, sizeof(uri));
+	start = uv_hrtime();
+	assert_int_equal(ecs_identity_fetch_for(uri, 500, 1500, &id, err, sizeof(err)), -EPROTO);
+	took = elapsed_ms(start);
+	server_stop(&s);
+	/* 200, 400 and 800 ms pauses fit in 1.5 s: a fourth attempt, and no pause past it. */
+	assert_int_equal(s.requests, 4);
+	if (took >= 1500 + 500)
+		fail_msg("gave up after %llu ms, past the 1500 ms budget",
+		         (unsigned long long)took);
+	assert_non_null(strstr(err, "HTTP 503 (4 attempts in "));
+	assert_non_null(strstr(err, uri));
+	assert_empty(&id);
+}
+
+/* A wrong URI (404) or a bad document is not retried, whatever the budget. */
+static void test_fetch_for_does_not_retry_what_will_not_pass(void **state)
+{
+	server_t s = {.steps = {{404, "not found", 9, false}}, .n_steps = 1};
+	ecs_identity_t id;
+	char err[ECS_ERR_MAX];
+	char uri[128];
+
+	(void)state;
+	server_start(&s);
+	base_uri(&s, uri, sizeof(uri));
+	assert_int_equal(ecs_identity_fetch_for(uri, 2000, 10000, &id, err, sizeof(err)), -ENOENT);
+	server_stop(&s);
+	assert_int_equal(s.requests, 1);
+	assert_non_null(strstr(err, "HTTP 404"));
+	assert_empty(&id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -906,6 +983,9 @@ int main(void)
 	    cmocka_unit_test(test_fetch_body_limit),
 	    cmocka_unit_test(test_fetch_invalid_document),
 	    cmocka_unit_test(test_fetch_bad_base_uri),
+	    cmocka_unit_test(test_fetch_for_waits_for_a_late_endpoint),
+	    cmocka_unit_test(test_fetch_for_gives_up_at_the_budget),
+	    cmocka_unit_test(test_fetch_for_does_not_retry_what_will_not_pass),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
