@@ -891,8 +891,8 @@ static void test_pusher_overflow_while_retrying_drops_the_retried_report_first(v
 	static const fake_answer_t script[] = {
 	    /* seq 1: refused for now, and to be retried no sooner than in 1 s */
 	    {503, "Retry-After: 1\r\n", "{\"error\":\"busy\"}", 0},
-	    /* seq 3: refused after 300 ms on the wire */
-	    {503, NULL, "{\"error\":\"still busy\"}", 300},
+	    /* seq 3: refused after a second on the wire */
+	    {503, NULL, "{\"error\":\"still busy\"}", 1000},
 	    {202, NULL, "{\"accepted\":1}", 0},
 	};
 	const uint64_t want[] = {1, 3, 4, 5, 6};
