@@ -46,6 +46,7 @@
 #define DEFAULT_INTERVAL_S   60    /* when neither the plan nor the flags give one */
 #define HEALTH_MAX_BYTES     65536 /* of the health file read back */
 #define STOP_CLOSE_MARGIN_MS 500   /* left of --stop-timeout-s to close everything */
+#define ROUND_WARN_MAX       10    /* failing paths logged one by one per round */
 #define PLAN_REFRESH_ENV     "SGPROBE_TEST_PLAN_REFRESH_MS"
 
 typedef struct {
@@ -132,6 +133,28 @@ static uint64_t jitter_ms(daemon_t *d, unsigned interval_s)
 	return span ? jitter_next(&d->rng) % (span + 1) : 0;
 }
 
+/* The push pipeline's counters as the reports carry them: dropped counts the
+ * reports lost for any reason (queue bounds, refused, abandoned at the stop). */
+typedef struct {
+	uint64_t sent;
+	uint64_t retried;
+	uint64_t dropped;
+} push_totals_t;
+
+static push_totals_t push_totals(const daemon_t *d)
+{
+	push_totals_t t = {0, 0, 0};
+
+	if (d->have_pusher) {
+		const pusher_counters_t *k = &d->pusher.counters;
+
+		t.sent = k->sent;
+		t.retried = k->retried;
+		t.dropped = k->dropped_full + k->dropped_rejected + k->abandoned;
+	}
+	return t;
+}
+
 /* --- health ------------------------------------------------------------------------- */
 
 static void write_health(daemon_t *d)
@@ -171,6 +194,15 @@ static void write_health(daemon_t *d)
 	cJSON_AddNumberToObject(o, "queue", (double)queued);
 	cJSON_AddNumberToObject(o, "delivered", (double)delivered);
 	cJSON_AddNumberToObject(o, "dropped", (double)dropped);
+	/* The counters every report carries, under the same names. */
+	{
+		push_totals_t t = push_totals(d);
+
+		cJSON_AddNumberToObject(o, "probes", (double)d->probes);
+		cJSON_AddNumberToObject(o, "reports_sent", (double)t.sent);
+		cJSON_AddNumberToObject(o, "reports_retried", (double)t.retried);
+		cJSON_AddNumberToObject(o, "reports_dropped", (double)t.dropped);
+	}
 	cJSON_AddBoolToObject(o, "ok", d->plan && d->rounds > 0 && !d->stopping);
 	text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
@@ -272,12 +304,12 @@ static int fill_header(const daemon_t *d, report_t *r, uint64_t round_ms, bool f
 	r->counters.present = true;
 	r->counters.rounds = d->rounds;
 	r->counters.probes = d->probes;
-	if (d->have_pusher) {
-		const pusher_counters_t *k = &d->pusher.counters;
+	{
+		push_totals_t t = push_totals(d);
 
-		r->counters.reports_sent = k->sent;
-		r->counters.reports_retried = k->retried;
-		r->counters.reports_dropped = k->dropped_full + k->dropped_rejected + k->abandoned;
+		r->counters.reports_sent = t.sent;
+		r->counters.reports_retried = t.retried;
+		r->counters.reports_dropped = t.dropped;
 	}
 	return result ? -ENOMEM : 0;
 }
@@ -650,34 +682,127 @@ static void on_plan_timer(uv_timer_t *t)
 static void close_all(daemon_t *d);
 static void finish_stop(daemon_t *d);
 
+static int cmp_by_address(const void *a, const void *b)
+{
+	const probe_result_t *const *x = a, *const *y = b;
+
+	return strcmp((*x)->address, (*y)->address);
+}
+
+/*
+ * The verdict of each result, as `--once` judges them: an address is alive
+ * when any probe to it in this round came back open, closed or rejected (the
+ * agent knows only its own rounds; the collector judges with every agent's).
+ * Fills verdicts[n]. Returns 0 or -ENOMEM.
+ */
+static int judge_round(const matrix_plan_t *plan, const probe_result_t *res, size_t n,
+                       verdict_t *verdicts)
+{
+	const probe_result_t **by = calloc(n ? n : 1, sizeof(*by));
+	size_t i, g, k;
+
+	if (!by)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		by[i] = &res[i];
+	qsort(by, n, sizeof(*by), cmp_by_address);
+	for (g = 0; g < n; g = k) {
+		bool alive = false;
+
+		for (k = g; k < n && !strcmp(by[k]->address, by[g]->address); k++)
+			alive |= verdict_state_proves_alive(by[k]->state);
+		/* A result with no address (a DNS failure) proves nothing about any. */
+		alive &= by[g]->address[0] != '\0';
+		for (i = g; i < k; i++) {
+			const matrix_target_t *t = &plan->targets[by[i]->target];
+
+			verdicts[by[i] - res] =
+			    verdict_of(t->expected, by[i]->state, by[i]->tls, alive, t->silent);
+		}
+	}
+	free(by);
+	return 0;
+}
+
+/*
+ * The round's line: states, verdicts, and the counters the reports carry.
+ * Without a collector the log is all there is: each failing path (by
+ * --fail-on) gets a warning of its own, ROUND_WARN_MAX at most per round.
+ */
+static void log_round(daemon_t *d, const probe_result_t *res, size_t n, uint64_t round_ms,
+                      bool cancelled)
+{
+	uint64_t states[VERDICT_STATE_COUNT] = {0}, verdicts[VERDICT_COUNT] = {0};
+	uint64_t failing = 0, warned = 0;
+	verdict_t *v = calloc(n ? n : 1, sizeof(*v));
+	push_totals_t t = push_totals(d);
+	bool judged = v && !judge_round(&d->sub, res, n, v);
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		states[res[i].state < VERDICT_STATE_COUNT ? res[i].state : VERDICT_STATE_ERROR]++;
+		if (!judged)
+			continue;
+		verdicts[v[i]]++;
+		if (!((d->cfg->fail_on >> v[i]) & 1u))
+			continue;
+		failing++;
+		if (d->have_pusher || warned >= ROUND_WARN_MAX)
+			continue;
+		warned++;
+		{
+			const matrix_target_t *mt = &d->sub.targets[res[i].target];
+
+			log_warn(&d->lg, "path failing", LOG_STR("verdict", verdict_name(v[i])),
+			         LOG_STR("dst_role", mt->dst_role), LOG_STR("target", mt->target),
+			         LOG_STR("address", res[i].address), LOG_UINT("port", mt->port),
+			         LOG_STR("expected", verdict_expect_name(mt->expected)),
+			         LOG_STR("state", verdict_state_name(res[i].state)),
+			         LOG_STR("detail", res[i].detail));
+		}
+	}
+	if (failing > warned && !d->have_pusher)
+		log_warn(&d->lg, "more paths failing than logged one by one",
+		         LOG_UINT("failing", failing), LOG_UINT("logged", warned));
+	if (!judged)
+		log_error(&d->lg, "out of memory: the round's verdicts are not counted");
+	free(v);
+	log_info(
+	    &d->lg, "round", LOG_UINT("round", d->rounds), LOG_UINT("targets", d->sub.n_targets),
+	    LOG_UINT("results", n), LOG_UINT("round_ms", round_ms),
+	    LOG_BOOL("cancelled", cancelled), LOG_UINT("open", states[VERDICT_STATE_OPEN]),
+	    LOG_UINT("closed", states[VERDICT_STATE_CLOSED]),
+	    LOG_UINT("rejected", states[VERDICT_STATE_REJECTED]),
+	    LOG_UINT("filtered", states[VERDICT_STATE_FILTERED]),
+	    LOG_UINT("unreachable", states[VERDICT_STATE_UNREACHABLE]),
+	    LOG_UINT("error", states[VERDICT_STATE_ERROR]), LOG_UINT("ok", verdicts[VERDICT_OK]),
+	    LOG_UINT("unverified", verdicts[VERDICT_UNVERIFIED]),
+	    LOG_UINT("inconclusive", verdicts[VERDICT_INCONCLUSIVE]),
+	    LOG_UINT("no_listener", verdicts[VERDICT_NO_LISTENER]),
+	    LOG_UINT("tls_failed", verdicts[VERDICT_TLS_FAILED]),
+	    LOG_UINT("blocked", verdicts[VERDICT_BLOCKED]),
+	    LOG_UINT("violation", verdicts[VERDICT_VIOLATION]), LOG_UINT("failing", failing),
+	    LOG_UINT("probes", d->probes), LOG_UINT("reports_sent", t.sent),
+	    LOG_UINT("reports_retried", t.retried), LOG_UINT("reports_dropped", t.dropped));
+}
+
 static void on_round_done(probe_run_t *run, void *arg)
 {
 	daemon_t *d = arg;
 	uint64_t round_ms = (uv_hrtime() - d->run_t0) / 1000000u;
-	uint64_t counts[VERDICT_STATE_COUNT] = {0};
 	const probe_result_t *res;
-	size_t n, i;
+	size_t n;
 
 	res = probe_run_results(run, &n);
-	for (i = 0; i < n; i++)
-		counts[res[i].state < VERDICT_STATE_COUNT ? res[i].state : VERDICT_STATE_ERROR]++;
 	d->rounds++;
 	d->probes += n;
 	d->last_round_at_ms = timefmt_now_ms();
-	log_info(&d->lg, "round", LOG_UINT("round", d->rounds),
-	         LOG_UINT("targets", d->sub.n_targets), LOG_UINT("results", n),
-	         LOG_UINT("round_ms", round_ms), LOG_UINT("open", counts[VERDICT_STATE_OPEN]),
-	         LOG_UINT("closed", counts[VERDICT_STATE_CLOSED]),
-	         LOG_UINT("rejected", counts[VERDICT_STATE_REJECTED]),
-	         LOG_UINT("filtered", counts[VERDICT_STATE_FILTERED]),
-	         LOG_UINT("unreachable", counts[VERDICT_STATE_UNREACHABLE]),
-	         LOG_UINT("error", counts[VERDICT_STATE_ERROR]),
-	         LOG_BOOL("cancelled", probe_run_cancelled(run)));
 	/* A round cut short by SIGTERM is pushed too, just before the final
 	 * report: the collector drops a final report's results (the task is
 	 * gone), and what the round saw must still be counted. */
 	if (d->have_pusher && (n || !d->stopping))
 		submit(d, &d->sub, res, n, round_ms, false);
+	log_round(d, res, n, round_ms, probe_run_cancelled(run));
 	if (d->stopping)
 		finish_stop(d);
 	probe_run_free(run);
@@ -793,13 +918,18 @@ static void close_all(daemon_t *d)
 	if (d->have_pusher) {
 		const pusher_counters_t *c = &d->pusher.counters;
 
+		push_totals_t t = push_totals(d);
+
 		log_info(&d->lg, "stopped", LOG_UINT("rounds", d->rounds),
 		         LOG_UINT("delivered", c->delivered), LOG_UINT("retried", c->retried),
 		         LOG_UINT("dropped", c->dropped_full + c->dropped_rejected),
-		         LOG_UINT("abandoned", c->abandoned));
+		         LOG_UINT("abandoned", c->abandoned), LOG_UINT("probes", d->probes),
+		         LOG_UINT("reports_sent", t.sent), LOG_UINT("reports_retried", t.retried),
+		         LOG_UINT("reports_dropped", t.dropped));
 		pusher_dispose(&d->pusher, NULL);
 	} else {
-		log_info(&d->lg, "stopped", LOG_UINT("rounds", d->rounds));
+		log_info(&d->lg, "stopped", LOG_UINT("rounds", d->rounds),
+		         LOG_UINT("probes", d->probes));
 	}
 	write_health(d);
 	if (d->have_cu)

@@ -12,12 +12,14 @@ cpid=""
 dpid=""
 spid=""
 epid=""
+fpid=""
 
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
 	[ -n "$cpid" ] && kill "$cpid" 2>/dev/null && wait "$cpid" 2>/dev/null
 	[ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
 	[ -n "$epid" ] && kill "$epid" 2>/dev/null && wait "$epid" 2>/dev/null
+	[ -n "$fpid" ] && kill "$fpid" 2>/dev/null && wait "$fpid" 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -152,6 +154,11 @@ eq "the first round probes the whole plan, later ones leave out the 900 s path" 
 check "the log is JSON lines with round summaries" \
 	sh -c "jq -e 'select(.msg == \"round\") | .level == \"info\"' '$work/daemon.log' | grep -q true"
 check "the log never holds the secret" sh -c "! grep -q web-secret '$work/daemon.log'"
+check "the round line counts verdicts and carries the counters" \
+	sh -c "jq -se '[.[] | select(.msg == \"round\")] | last | (.no_listener >= 1) and (.failing >= 1) and (.probes >= .results) and has(\"violation\") and has(\"reports_sent\") and has(\"reports_retried\") and has(\"reports_dropped\")' '$work/daemon.log' >/dev/null"
+check "the health file carries the counters too" \
+	sh -c "jq -e '(.probes >= 1) and has(\"reports_sent\") and has(\"reports_retried\") and has(\"reports_dropped\")' '$work/health.json' >/dev/null"
+cp "$work/plan.cache" "$work/plan-web.json"
 stop_daemon
 eq "SIGTERM: the daemon exits 0 within --stop-timeout-s" "$stop_rc" 0
 check "the final report made the collector forget the agent" \
@@ -248,6 +255,109 @@ eq "nothing dropped or abandoned at the stop" \
 check "the health file says not ok after the stop" \
 	sh -c "jq -e '.ok == false' '$work/health.json' >/dev/null"
 stop_collector
+kill "$spid" 2>/dev/null
+wait "$spid" 2>/dev/null
+spid=""
+
+# --- counters in every report ----------------------------------------------------------------
+# A stand-in collector that serves the plan, and answers the reports: 503 the
+# first attempt (retried), 400 the second report (dropped), 202 the rest. It
+# keeps every body it is sent.
+mkdir "$work/posts"
+python3 -c '
+import http.server, json, os, sys
+plan, posts = open(sys.argv[1], "rb").read(), sys.argv[2]
+n = [0]
+class H(http.server.BaseHTTPRequestHandler):
+    def answer(self, code, body):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        self.answer(200, plan)
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        n[0] += 1
+        with open(os.path.join(posts, "%03d.json" % n[0]), "wb") as f:
+            f.write(body)
+        seq = json.loads(body)["seq"]
+        if n[0] == 1:
+            self.answer(503, b"{\"error\": \"busy\"}")
+        elif seq == 2:
+            self.answer(400, b"{\"error\": \"refused for the test\"}")
+        else:
+            self.answer(202, b"{\"accepted\": 1}")
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()' "$work/plan-web.json" "$work/posts" >"$work/fake.port" &
+fpid=$!
+wait_for 5 test -s "$work/fake.port"
+F=$(cat "$work/fake.port")
+rm -f "$work/plan.cache"
+SGPROBE_KEY=web-secret "$agent" --collector "http://127.0.0.1:$F" --role web --agent-id web-k \
+	--agent-address 127.0.0.11 --interval-s 1 --key-id web-1 --stop-timeout-s 5 \
+	--health-file "$work/health.json" 2>"$work/daemon-k.log" &
+dpid=$!
+posts_at_least() { [ "$(ls "$work/posts" | wc -l)" -ge "$1" ]; }
+check "the daemon pushes to the stand-in" wait_for 10 posts_at_least 6
+stop_daemon
+eq "SIGTERM: exit 0" "$stop_rc" 0
+# Every report has counters; the last non-final one, seq s, counts s rounds,
+# the probes of every round so far, and the first attempt retried and the
+# second report dropped.
+jq -s 'map(select(.final == false)) | unique_by(.seq)' "$work"/posts/*.json >"$work/reports.json"
+check "every report carries a counters object with the five counters" \
+	sh -c "jq -se 'map(.counters | keys == [\"probes\",\"reports_dropped\",\"reports_retried\",\"reports_sent\",\"rounds\"]) | all' '$work'/posts/*.json >/dev/null"
+eq "counters.rounds = seq, counters.probes = every result so far" \
+	"$(jq -c 'last as $l | [$l.counters.rounds == $l.seq, $l.counters.probes == ([.[].results | length] | add)]' "$work/reports.json")" \
+	"[true,true]"
+eq "counters: the 503 counted retried, the 400 dropped, every answer sent" \
+	"$(jq -c 'last | [.counters.reports_retried, .counters.reports_dropped, .counters.reports_sent == .seq]' "$work/reports.json")" \
+	"[1,1,true]"
+eq "the health file and the log's stopped line agree with the collector's view" \
+	"$(jq -c '[.reports_retried, .reports_dropped]' "$work/health.json"),$(jq -c 'select(.msg == "stopped") | [.reports_retried, .reports_dropped]' "$work/daemon-k.log")" \
+	"[1,1],[1,1]"
+kill "$fpid" 2>/dev/null
+wait "$fpid" 2>/dev/null
+fpid=""
+
+# --- without a collector: the log is all there is ---------------------------------------------
+# Twelve ports of one destination open on denied paths: twelve violations.
+python3 -c '
+import socket, time
+ls = []
+for _ in range(12):
+    s = socket.socket(); s.bind(("127.0.0.15", 0)); s.listen(64); ls.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in ls), flush=True)
+time.sleep(600)' >"$work/open.ports" &
+spid=$!
+wait_for 5 test -s "$work/open.ports"
+jq -n --arg p "$(cat "$work/open.ports")" '{ "version": 1, "name": "open",
+  "probe": { "interval_s": 60, "timeout_ms": 300 },
+  "roles": {
+    "web":  { "endpoints": ["127.0.0.11"], "ports": [80], "agent": true },
+    "open": { "endpoints": ["127.0.0.15"], "ports": ($p | split(" ") | map(tonumber)), "agent": false } },
+  "allow": [] }' >"$work/matrix-open.json"
+"$agent" --matrix "$work/matrix-open.json" --role web --agent-address 127.0.0.11 \
+	--interval-s 1 --stop-timeout-s 2 2>"$work/daemon-open.log" &
+dpid=$!
+check "--matrix alone: rounds run" \
+	wait_for 5 sh -c "grep -q '\"msg\":\"round\"' '$work/daemon-open.log'"
+stop_daemon 25
+eq "... SIGTERM: exit 0" "$stop_rc" 0
+eq "the round line counts the violations" \
+	"$(jq -sc '[.[] | select(.msg == "round")] | first | [.violation, .failing, .ok, .open]' "$work/daemon-open.log")" \
+	"[12,12,0,12]"
+rounds=$(jq -s '[.[] | select(.msg == "round")] | length' "$work/daemon-open.log")
+eq "one warning per failing path, ten a round at most, then one line for the rest" \
+	"$(jq -sc '[([.[] | select(.msg == "path failing")] | length), ([.[] | select(.msg == "more paths failing than logged one by one" and .failing == 12 and .logged == 10)] | length)]' "$work/daemon-open.log")" \
+	"[$((10 * rounds)),$rounds]"
+check "a warning names the verdict, the path and what was seen" \
+	sh -c "jq -se '[.[] | select(.msg == \"path failing\")] | first | .level == \"warn\" and .verdict == \"violation\" and .dst_role == \"open\" and .address == \"127.0.0.15\" and .expected == \"deny\" and .state == \"open\" and (.port > 0)' '$work/daemon-open.log' >/dev/null"
 kill "$spid" 2>/dev/null
 wait "$spid" 2>/dev/null
 spid=""
