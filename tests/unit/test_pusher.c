@@ -798,33 +798,18 @@ static bool retried(const env_t *e)
 
 static void test_pusher_backoff_ceiling_doubles_to_cap_and_resets(void **state)
 {
-#define BUSY                                                                                       \
-	{                                                                                          \
-		503, NULL, "{\"error\":\"busy\"}", 0                                               \
-	}
-#define TAKEN                                                                                      \
-	{                                                                                          \
-		202, NULL, "{\"accepted\":1}", 0                                                   \
-	}
-	static const fake_answer_t script[] = {/* seq 1: eight failures in a row, then delivered */
-	                                       BUSY,
-	                                       BUSY,
-	                                       BUSY,
-	                                       BUSY,
-	                                       BUSY,
-	                                       BUSY,
-	                                       BUSY,
-	                                       BUSY,
-	                                       TAKEN,
-	                                       /* seq 2: two failures, then refused for good */
-	                                       BUSY,
-	                                       BUSY,
-	                                       {400, NULL, "{\"error\":\"seq: not a number\"}", 0},
-	                                       /* seq 3: one failure, then delivered */
-	                                       BUSY,
-	                                       TAKEN};
+	/* seq 1: eight failures in a row, then delivered (requests 0 to 8);
+	 * seq 2: two failures, then refused for good (9 to 11);
+	 * seq 3: one failure, then delivered (12, 13). */
+#define BUSY  503, NULL, "{\"error\":\"busy\"}", 0
+#define TAKEN 202, NULL, "{\"accepted\":1}", 0
+#define BAD   400, NULL, "{\"error\":\"seq: not a number\"}", 0
+	static const fake_answer_t script[] = {{BUSY}, {BUSY}, {BUSY}, {BUSY},  {BUSY},
+	                                       {BUSY}, {BUSY}, {BUSY}, {TAKEN}, {BUSY},
+	                                       {BUSY}, {BAD},  {BUSY}, {TAKEN}};
 #undef BUSY
 #undef TAKEN
+#undef BAD
 	/* The request each failure was the answer to, and the ceiling of its
 	 * backoff: base 20 ms doubled per consecutive failure up to the 200 ms
 	 * cap (config_for()), back to the base after a delivery (request 8) and
