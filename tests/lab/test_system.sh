@@ -109,13 +109,14 @@ start_agent() {
 		</dev/null 2>"$work/$role.log" >"$work/$role.out" &
 	apid[$role]=$!
 }
-# stop_agent ROLE: SIGTERM, waits at most 7 s; sets stop_rc ("timeout" if it
-# did not exit) and stop_ms.
+# stop_agent ROLE: SIGTERM, waits at most 5.5 s (--stop-timeout-s 5, and half a
+# second for the process to end); sets stop_rc ("timeout" if it did not exit)
+# and stop_ms.
 stop_agent() {
 	local pid=${apid[$1]} start
 	start=$(now_ms)
 	kill -TERM "$pid"
-	for _ in $(seq 70); do
+	for _ in $(seq 55); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
