@@ -13,6 +13,7 @@ dpid=""
 spid=""
 epid=""
 fpid=""
+dbpid=""
 
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
@@ -20,6 +21,7 @@ cleanup() {
 	[ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
 	[ -n "$epid" ] && kill "$epid" 2>/dev/null && wait "$epid" 2>/dev/null
 	[ -n "$fpid" ] && kill "$fpid" 2>/dev/null && wait "$fpid" 2>/dev/null
+	[ -n "$dbpid" ] && kill "$dbpid" 2>/dev/null && wait "$dbpid" 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -32,17 +34,35 @@ A=$(free_port)
 agents="http://127.0.0.1:$P"
 admin="http://127.0.0.1:$A"
 
-cat >"$work/matrix.json" <<'JSON'
+# The database: a listener that notes every connection it accepts, so that the
+# probes of the allowed path web → db (allowed_interval_s 900) can be counted.
+python3 -c '
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.13", 0)); s.listen(64)
+print(s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept()
+    c.close()
+    with open(sys.argv[1], "a") as f:
+        f.write("hit\n")' "$work/db.hits" >"$work/db.port" &
+dbpid=$!
+for _ in $(seq 50); do [ -s "$work/db.port" ] && break; sleep 0.1; done
+D=$(cat "$work/db.port")
+# db_hits: connections the database accepted since the last reset_db_hits.
+reset_db_hits() { : >"$work/db.hits"; }
+db_hits() { wc -l <"$work/db.hits"; }
+reset_db_hits
+sed "s/DBPORT/$D/g" >"$work/matrix.json" <<'JSON'
 { "version": 1, "name": "loop",
   "probe": { "ports": [5432], "interval_s": 60, "timeout_ms": 300 },
   "roles": {
     "web": { "endpoints": ["127.0.0.11"], "ports": [80], "agent": true },
     "api": { "endpoints": ["127.0.0.12"], "ports": [8000], "agent": true },
-    "db":  { "endpoints": ["127.0.0.13"], "ports": [5432], "agent": false,
+    "db":  { "endpoints": ["127.0.0.13"], "ports": [DBPORT], "agent": false,
              "allowed_interval_s": 900 } },
   "allow": [ { "from": "web", "to": "api", "ports": [8000] },
-             { "from": "web", "to": "db", "ports": [5432] },
-             { "from": "api", "to": "db", "ports": [5432] } ] }
+             { "from": "web", "to": "db", "ports": [DBPORT] },
+             { "from": "api", "to": "db", "ports": [DBPORT] } ] }
 JSON
 cat >"$work/keys.json" <<'JSON'
 { "keys": [ { "id": "web-1", "secret": "web-secret", "roles": ["web"] } ] }
@@ -150,12 +170,14 @@ full_rounds() {
 rounds_at_least() { [ "$(grep -c '"msg":"round"' "$2")" -ge "$1" ]; }
 check "rounds follow one another" wait_for 5 rounds_at_least 3 "$work/daemon.log"
 eq "the first round probes the whole plan, later ones leave out the 900 s path" \
-	"$(full_rounds "$work/daemon.log")" 1
+	"$(full_rounds "$work/daemon.log"),$(db_hits)" "1,1"
 check "the log is JSON lines with round summaries" \
 	sh -c "jq -e 'select(.msg == \"round\") | .level == \"info\"' '$work/daemon.log' | grep -q true"
 check "the log never holds the secret" sh -c "! grep -q web-secret '$work/daemon.log'"
+# web → api:8000 (allowed, nothing listening) is no_listener in every round
+# that probes it; the first round probes every path.
 check "the round line counts verdicts and carries the counters" \
-	sh -c "jq -se '[.[] | select(.msg == \"round\")] | last | (.no_listener >= 1) and (.failing >= 1) and (.probes >= .results) and has(\"violation\") and has(\"reports_sent\") and has(\"reports_retried\") and has(\"reports_dropped\")' '$work/daemon.log' >/dev/null"
+	sh -c "jq -se '[.[] | select(.msg == \"round\")] | first | (.no_listener >= 1) and (.failing >= 1) and (.probes == .results) and has(\"violation\") and has(\"reports_sent\") and has(\"reports_retried\") and has(\"reports_dropped\")' '$work/daemon.log' >/dev/null"
 check "the health file carries the counters too" \
 	sh -c "jq -e '(.probes >= 1) and has(\"reports_sent\") and has(\"reports_retried\") and has(\"reports_dropped\")' '$work/health.json' >/dev/null"
 cp "$work/plan.cache" "$work/plan-web.json"
@@ -184,6 +206,7 @@ eq "sgprobe-agent health exits 1 on a health file that is not JSON" \
 
 # --- the collector away: the plan from the cache, reports queued, then delivered ---------------
 stop_collector
+reset_db_hits
 start_daemon web-c "$work/daemon2.log"
 check "with the collector down, the plan comes from the cache" \
 	wait_for 10 sh -c "jq -e 'select(.msg == \"plan loaded\") | .source == \"cache\"' '$work/daemon2.log' 2>/dev/null | grep -q true"
@@ -201,7 +224,7 @@ check "the daemon asks the collector for its plan again" wait_for 5 served_at_le
 eq "the cache's ETag: the collector's plan is the same one, not installed again" \
 	"$(jq -s '[.[] | select(.msg == "plan loaded")] | map(.source) | join(",")' "$work/daemon2.log")" '"cache"'
 eq "the handoff keeps the schedule: the 900 s path was probed once, in the first round" \
-	"$(full_rounds "$work/daemon2.log")" 1
+	"$(full_rounds "$work/daemon2.log"),$(db_hits)" "1,1"
 stop_daemon
 eq "SIGTERM again: exit 0" "$stop_rc" 0
 delivered=$(jq -r 'select(.msg == "stopped") | .delivered' "$work/daemon2.log")
@@ -209,6 +232,27 @@ dropped=$(jq -r 'select(.msg == "stopped") | .dropped + .abandoned' "$work/daemo
 eq "nothing dropped or abandoned" "$dropped" 0
 eq "sgprobe_reports_accepted_total counts every report the daemon delivered" \
 	"$(accepted_total)" "$delivered"
+stop_collector
+
+# --- an older agent's cache, without the ETag: still used; the collector's plan
+# then comes with a 200, and is installed keeping the schedule ---------------------------------
+jq 'del(.sgprobe_cache_etag)' "$work/plan.cache" >"$work/plan.old" && mv "$work/plan.old" "$work/plan.cache"
+reset_db_hits
+start_daemon web-o "$work/daemon-o.log"
+check "a cache without the ETag is used" \
+	wait_for 10 sh -c "jq -e 'select(.msg == \"plan loaded\") | .source == \"cache\"' '$work/daemon-o.log' 2>/dev/null | grep -q true"
+check "the collector is back" start_collector "$work/collector-o.log"
+plan_from_collector() {
+	jq -se 'any(.[]; .msg == "plan loaded" and .source == "collector")' "$work/daemon-o.log" >/dev/null 2>&1
+}
+check "the collector's plan is installed (no ETag to match)" wait_for 5 plan_from_collector
+eq "... keeping every path's schedule" \
+	"$(jq -r 'select(.msg == "plan loaded" and .source == "collector") | .kept_schedule == .targets' "$work/daemon-o.log")" true
+check "rounds follow" wait_for 5 rounds_at_least 3 "$work/daemon-o.log"
+eq "... so the 900 s path is not probed again: once, in the first round" \
+	"$(full_rounds "$work/daemon-o.log"),$(db_hits)" "1,1"
+stop_daemon
+eq "SIGTERM: exit 0" "$stop_rc" 0
 stop_collector
 
 # --- SIGTERM in the middle of a round -------------------------------------------------------
@@ -419,5 +463,8 @@ check "... and no probe" sh -c "! grep -q '\"msg\":\"round\"' '$work/ecs-fail.lo
 kill "$epid" 2>/dev/null
 wait "$epid" 2>/dev/null
 epid=""
+kill "$dbpid" 2>/dev/null
+wait "$dbpid" 2>/dev/null
+dbpid=""
 
 done_testing
