@@ -14,8 +14,8 @@
 #   SGPROBE_DEMO_ROUNDS=N     stop after N intervals and exit: 0 only when every
 #                             cell is ok, unverified or unobserved and every agent
 #                             role's agent is live (an agent still running that has
-#                             not reported yet is given up to 10 s, at least 3
-#                             intervals, more)
+#                             not reported yet, or a matrix view that failed to
+#                             come, is given up to 10 s, at least 3 intervals, more)
 #   SGPROBE_DEMO_INTERVAL=S   the agents' interval (default 5 s)
 #   SGPROBE_LAB_SG=FILE       build the lab from another security-groups file
 #   SGPROBE_DEMO_MATRIX=FILE  judge against another matrix
@@ -52,6 +52,8 @@ case $rounds in '' | *[!0-9]* | 0) [ -n "$rounds" ] && { echo "demo: SGPROBE_DEM
 case $interval in '' | *[!0-9]* | 0) echo "demo: SGPROBE_DEMO_INTERVAL must be a number of seconds, at least 1, not '$interval'" >&2; exit 2 ;; esac
 case $port in '' | *[!0-9]* | 0) echo "demo: SGPROBE_DEMO_PORT must be a port number, not '$port'" >&2; exit 2 ;; esac
 [ "$port" -le 65535 ] || { echo "demo: SGPROBE_DEMO_PORT must be a port number, not '$port'" >&2; exit 2; }
+interval=$((10#$interval))
+fetch_timeout=$((interval < 2 ? interval : 2)) # seconds for one fetch of the matrix view
 
 # stop SECONDS PID...: SIGTERM, then SIGKILL (said, unless SECONDS is 0) for
 # those still there after SECONDS.
@@ -189,7 +191,7 @@ show_emf() {
 # fetch_view: the collector's matrix view into $work/view.json; on failure
 # $why says what went wrong and view.json keeps the previous one.
 fetch_view() {
-	if ! ip netns exec "$cns" curl -sS --fail --max-time 2 -o "$work/view.new" \
+	if ! ip netns exec "$cns" curl -sS --fail --max-time "$fetch_timeout" -o "$work/view.new" \
 		http://127.0.0.1:9090/v1/matrix 2>"$work/curl.err"; then
 		why=$(tail -n 1 "$work/curl.err")
 		return 1
@@ -224,6 +226,7 @@ grace=$(((10 + interval - 1) / interval))
 [ $grace -lt 3 ] && grace=3
 n=0
 fails=0
+announced=""
 last=""
 while :; do
 	sleep "$interval"
@@ -262,11 +265,17 @@ while :; do
 	if [ -n "$rounds" ] && [ $n -ge "$rounds" ]; then
 		# An agent's first round can outlast an interval (a denied path's
 		# timeout, retried once): give running agents that have not reported
-		# yet a little longer before judging.
+		# yet, or a matrix view that failed to come, a little longer before
+		# judging.
 		[ $n -ge $((rounds + grace)) ] && break
-		waiting=$(late_agents)
-		[ -z "$waiting" ] && break
-		[ $n -eq "$rounds" ] && echo "== waiting up to $((grace * interval)) s for agents that have not reported yet:$waiting"
+		if [ "$fails" -eq 0 ]; then
+			waiting=$(late_agents)
+			[ -z "$waiting" ] && break
+			if [ -z "$announced" ]; then
+				echo "== waiting up to $(((rounds + grace - n) * interval)) s more for agents that have not reported yet:$waiting"
+				announced=1
+			fi
+		fi
 	fi
 	[ -z "$rounds" ] && [ $n -eq 1 ] && echo "(Ctrl-C to stop)"
 done

@@ -6,12 +6,14 @@
 #      every agent live; the dashboard answers on the port meanwhile;
 #   2. a staged hole (gguf-model-server → rds-mysql:3306 opened in both
 #      security groups, through SGPROBE_LAB_SG): exits 1 naming that cell;
-#   3. the collector stopped (SIGSTOP) mid-run: the demo counts the intervals it
-#      gets no matrix view and gives up after 3, exit 1;
-#   4. the collector killed mid-run: exit 1 at once, saying so;
-#   5. an agent killed before it ever reports: exit 1 naming its role (every
+#   3. the collector stopped (SIGSTOP) mid-run: the demo says, interval by
+#      interval, that no matrix view came; then killed: exit 1 at once, saying so;
+#   4. an agent killed before it ever reports: exit 1 naming its role (every
 #      cell unobserved proves nothing);
-#   6. without SGPROBE_DEMO_ROUNDS: runs until Ctrl-C (SIGINT), then exits 130.
+#   5. a collector (a stand-in) whose matrix view is not valid JSON: the demo
+#      says so, gives up after 3 intervals with 1, never a clean verdict;
+#   6. without SGPROBE_DEMO_ROUNDS: runs until Ctrl-C (SIGINT), then exits 130;
+# and first, bad settings refused with status 2 before anything is built.
 # After each run nothing is left: no namespace, no process, no working files,
 # no listener on the port. Sanitizer reports of the collector, the agents and
 # the lab's listeners (when SGPROBE_BUILD is a sanitized build) are collected
@@ -148,6 +150,17 @@ t0=$(now_ms)
 expected_agents=$(jq -r '[.roles[] | select(.agent)] | length' "$top/examples/afirgen.matrix.json")
 eq "the shipped matrix has 6 agent roles (what this test expects)" "$expected_agents" 6
 
+# --- 0. bad settings: refused before anything is built --------------------------------
+for bad in SGPROBE_DEMO_ROUNDS=two SGPROBE_DEMO_INTERVAL=0 SGPROBE_DEMO_PORT=70000; do
+	msg=$(env "$bad" bash "$demo" "$build" 2>&1)
+	eq "$bad: exits 2" "$?" 2
+	case $msg in
+	"demo: ${bad%%=*} must be"*"'${bad#*=}'") ok "$bad: the message names the setting and its value" ;;
+	*) not_ok "$bad: the message names the setting and its value" "got '$msg'" ;;
+	esac
+done
+eq "bad settings: no lab was built" "$(ip netns list | grep -c "^$prefix-")" 0
+
 # --- 1. the shipped security groups -------------------------------------------------
 start_demo clean 3
 dashboard() {
@@ -199,41 +212,26 @@ else
 fi
 torn_down hole
 
-# --- 3. the collector stops answering mid-run --------------------------------------
-start_demo stopped 100
-if wait_for 40 all_reporting && cpid=$(collector_pid) && [ -n "$cpid" ]; then
-	ok "stopped: the demo runs, every agent reporting"
+# --- 3. the collector stops answering, then dies, mid-run ----------------------------
+start_demo collector 100
+if wait_for 40 all_reporting && cpid=$(collector_pid); then
+	ok "collector: the demo runs, every agent reporting"
 	kill -STOP "$cpid"
-	stopped_at=$(now_ms)
-	wait_demo 40
-	eq "stopped: exits 1" "$rc" 1
-	check "stopped: says it got no matrix view, interval by interval" \
-		grep -q '^demo: no matrix view from the collector in interval [0-9]*: ' "$out"
-	check "stopped: gives up after 3 intervals without one" \
-		grep -q '^demo: the collector has not served its matrix view for 3 intervals in a row; giving up$' "$out"
-	echo "# gave up $(($(now_ms) - stopped_at)) ms after the collector stopped (teardown included)"
-else
-	not_ok "stopped: the demo runs, every agent reporting" "$(tail -5 "$out")"
-	stop_demo
-fi
-torn_down stopped
-
-# --- 4. the collector dies mid-run ---------------------------------------------------
-start_demo killed 100
-if wait_for 40 all_reporting && cpid=$(collector_pid) && [ -n "$cpid" ]; then
-	ok "killed: the demo runs, every agent reporting"
+	no_view() { grep -q '^demo: no matrix view from the collector in interval [0-9]*: curl: (28) ' "$out"; }
+	check "collector stopped: the demo says, interval by interval, that no matrix view came" \
+		wait_for 10 no_view
 	kill -KILL "$cpid"
 	wait_demo 20
-	eq "killed: exits 1" "$rc" 1
-	check "killed: says the collector exited, with its status" \
+	eq "collector killed: exits 1" "$rc" 1
+	check "collector killed: says the collector exited, with its status" \
 		grep -q '^demo: the collector exited (status 137) during interval [0-9]*; giving up$' "$out"
 else
-	not_ok "killed: the demo runs, every agent reporting" "$(tail -5 "$out")"
+	not_ok "collector: the demo runs, every agent reporting" "$(tail -5 "$out")"
 	stop_demo
 fi
-torn_down killed
+torn_down collector
 
-# --- 5. an agent that never reports --------------------------------------------------
+# --- 4. an agent that never reports --------------------------------------------------
 # frontend's agent is killed as soon as it runs, long before its first round
 # ends: its role has no live agent, and every cell it would have probed is
 # unobserved, which alone would pass.
@@ -256,6 +254,48 @@ else
 	stop_demo
 fi
 torn_down silent
+
+# --- 5. a matrix view that is not one ---------------------------------------------------
+# A stand-in collector (same flags, same health subcommand) whose /v1/matrix
+# answers 200 with truncated JSON: the demo must not take that for a clean matrix.
+mkdir "$work/fake"
+ln -s "$build/sgprobe-agent" "$build/labd" "$work/fake/"
+cat >"$work/fake/sgprobe-collector" <<'PY'
+#!/usr/bin/python3
+import http.server, socket, sys
+args = sys.argv[1:]
+host, port = args[args.index("--admin-listen") + 1].rsplit(":", 1)
+if args[0] == "health":
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        sys.exit(1)
+    sys.exit(0)
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"schema": "sgprobe.matrix-view/v1", "cells": [{"src_role": "nginx"'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer((host, int(port)), Handler).serve_forever()
+PY
+chmod +x "$work/fake/sgprobe-collector"
+build_real=$build
+build="$work/fake"
+start_demo badview 1
+wait_demo 40
+build=$build_real
+eq "bad view: exits 1" "$rc" 1
+check "bad view: says the collector's answer is not a matrix view" \
+	grep -q '^demo: no matrix view from the collector in interval 1: not a matrix view' "$out"
+check "bad view: gives up after 3 intervals without a matrix view" \
+	grep -q '^demo: the collector has not served its matrix view for 3 intervals in a row; giving up$' "$out"
+check "bad view: never says every cell is ok" not grep -q '^demo: every cell' "$out"
+torn_down "bad view"
 
 # --- 6. Ctrl-C ------------------------------------------------------------------------
 # Without SGPROBE_DEMO_ROUNDS it runs until Ctrl-C: SIGINT to its process group,
