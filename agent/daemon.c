@@ -262,7 +262,8 @@ int daemon_health(const config_t *cfg)
 		fprintf(stderr, "sgprobe-agent health: %s: interval_s: must be a positive number\n",
 		        cfg->health_file);
 	else if (!cJSON_IsTrue(ok))
-		fprintf(stderr, "sgprobe-agent health: not ok (no plan or no round yet)\n");
+		fprintf(stderr,
+		        "sgprobe-agent health: not ok (no plan or no round yet, or stopping)\n");
 	else {
 		interval_s = cfg->interval_s ? cfg->interval_s : (uint64_t)iv->valuedouble;
 		age_ms = now - (uint64_t)last->valuedouble;
