@@ -68,9 +68,8 @@ typedef struct {
 	struct curl_slist *plan_headers;
 	bool plan_busy;
 	char *plan_url;
-	char *plan_target; /* the path and query the signature covers */
-	char *plan_body;
-	size_t plan_len;
+	char *plan_target;       /* the path and query the signature covers */
+	curluv_body_t plan_body; /* the answer to the plan request in flight */
 	char etag[256];
 	char new_etag[256];
 	bool cache_tried;
@@ -534,24 +533,6 @@ static void load_cache(daemon_t *d)
 		install_plan(d, p, "cache");
 }
 
-static size_t on_plan_body(char *ptr, size_t size, size_t n, void *arg)
-{
-	daemon_t *d = arg;
-	size_t len = size * n;
-	char *grown;
-
-	if (d->plan_len + len > PLAN_MAX_BODY)
-		return 0;
-	grown = realloc(d->plan_body, d->plan_len + len + 1);
-	if (!grown)
-		return 0;
-	d->plan_body = grown;
-	memcpy(d->plan_body + d->plan_len, ptr, len);
-	d->plan_len += len;
-	d->plan_body[d->plan_len] = '\0';
-	return len;
-}
-
 static size_t on_plan_header(char *ptr, size_t size, size_t n, void *arg)
 {
 	daemon_t *d = arg;
@@ -613,11 +594,12 @@ static void on_plan_done(CURL *easy, CURLcode code, void *arg)
 		if (status == 304) {
 			log_debug(&d->lg, "plan unchanged");
 		} else if (status == 200) {
-			p = decode_plan(d, d->plan_body ? d->plan_body : "", d->plan_len,
+			p = decode_plan(d, curluv_body_str(&d->plan_body), d->plan_body.len,
 			                d->plan_url);
 			if (p) {
 				if (d->cfg->plan_cache)
-					write_cache(d, d->plan_body, d->plan_len, d->new_etag);
+					write_cache(d, curluv_body_str(&d->plan_body),
+					            d->plan_body.len, d->new_etag);
 				snprintf(d->etag, sizeof(d->etag), "%s", d->new_etag);
 				install_plan(d, p, "collector");
 			} else {
@@ -626,7 +608,7 @@ static void on_plan_done(CURL *easy, CURLcode code, void *arg)
 		} else {
 			log_warn(&d->lg, "the collector refused the plan request",
 			         LOG_STR("url", d->plan_url), LOG_INT("status", status),
-			         LOG_STR("answer", d->plan_body ? d->plan_body : ""));
+			         LOG_STR("answer", curluv_body_str(&d->plan_body)));
 			plan_failed(d);
 		}
 	}
@@ -640,9 +622,7 @@ static void start_plan_fetch(daemon_t *d)
 
 	if (d->plan_busy || d->stopping)
 		return;
-	free(d->plan_body);
-	d->plan_body = NULL;
-	d->plan_len = 0;
+	curluv_body_reset(&d->plan_body);
 	d->new_etag[0] = '\0';
 	if (auth_header(d->key.id, d->key.secret, d->key.secret_len, "GET", d->plan_target,
 	                (int64_t)time(NULL), "", 0, auth, sizeof(auth))) {
@@ -1133,8 +1113,8 @@ static int setup_collector(daemon_t *d)
 	curl_easy_setopt(d->plan_easy, CURLOPT_URL, d->plan_url);
 	curl_easy_setopt(d->plan_easy, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(d->plan_easy, CURLOPT_TIMEOUT_MS, (long)PLAN_TIMEOUT_MS);
-	curl_easy_setopt(d->plan_easy, CURLOPT_WRITEFUNCTION, on_plan_body);
-	curl_easy_setopt(d->plan_easy, CURLOPT_WRITEDATA, d);
+	curl_easy_setopt(d->plan_easy, CURLOPT_WRITEFUNCTION, curluv_body_write);
+	curl_easy_setopt(d->plan_easy, CURLOPT_WRITEDATA, &d->plan_body);
 	curl_easy_setopt(d->plan_easy, CURLOPT_HEADERFUNCTION, on_plan_header);
 	curl_easy_setopt(d->plan_easy, CURLOPT_HEADERDATA, d);
 	return 0;
@@ -1201,6 +1181,7 @@ int daemon_run(const config_t *cfg)
 	if (!d)
 		return DAEMON_EXIT_FAIL;
 	d->cfg = cfg;
+	d->plan_body.max = PLAN_MAX_BODY;
 	log_init(&d->lg, stderr, cfg->log_level, "sgprobe-agent");
 	/* For the tests only (docs/operations.md): a plan refresh period below the floor. */
 	if (getenv(PLAN_REFRESH_ENV))
@@ -1265,7 +1246,7 @@ out:
 	if (d->plan_easy)
 		curl_easy_cleanup(d->plan_easy);
 	curl_slist_free_all(d->plan_headers);
-	free(d->plan_body);
+	curluv_body_dispose(&d->plan_body);
 	free(d->plan_url);
 	free(d->plan_target);
 	free(d->sub.targets);

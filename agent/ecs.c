@@ -17,19 +17,11 @@
 #include <curl/curl.h>
 
 #include "ecs.h"
+#include "sgprobe/curluv.h"
 #include "sgprobe/json.h"
 
 #define AZ_MAX       64
 #define REVISION_MAX 10 /* digits */
-
-/* The body of one GET, capped at ECS_FETCH_MAX_BODY bytes. */
-typedef struct {
-	char *data;
-	size_t len;
-	size_t cap;
-	bool too_big;
-	bool oom;
-} body_t;
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -378,34 +370,6 @@ out:
 	return result;
 }
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-	body_t *b = arg;
-	size_t n = size * nmemb;
-	size_t cap;
-	char *p;
-
-	if (n > ECS_FETCH_MAX_BODY - b->len) {
-		b->too_big = true;
-		return 0;
-	}
-	if (b->len + n > b->cap) {
-		cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n)
-			cap *= 2;
-		p = realloc(b->data, cap);
-		if (!p) {
-			b->oom = true;
-			return 0;
-		}
-		b->data = p;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	return n;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
@@ -418,15 +382,14 @@ static void sleep_ms(long ms)
  * One GET. Returns 0 on a 200 with the body in *b, or a negative errno with a
  * message in `msg`; *retry says whether another attempt may succeed.
  */
-static int attempt(CURL *h, const char *url, body_t *b, bool *retry, char *msg, size_t msglen)
+static int attempt(CURL *h, const char *url, curluv_body_t *b, bool *retry, char *msg,
+                   size_t msglen)
 {
 	char cerr[CURL_ERROR_SIZE];
 	CURLcode result;
 	long status = 0;
 
-	b->len = 0;
-	b->too_big = false;
-	b->oom = false;
+	curluv_body_reset(b);
 	cerr[0] = '\0';
 	*retry = false;
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
@@ -462,7 +425,7 @@ static int attempt(CURL *h, const char *url, body_t *b, bool *retry, char *msg, 
 	return -EPROTO;
 }
 
-static int setup(CURL *h, const char *url, long timeout_ms, body_t *b)
+static int setup(CURL *h, const char *url, long timeout_ms, curluv_body_t *b)
 {
 	CURLcode result = CURLE_OK;
 
@@ -484,7 +447,7 @@ static int setup(CURL *h, const char *url, long timeout_ms, body_t *b)
 	SET(CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ECS_FETCH_MAX_BODY);
 	SET(CURLOPT_USERAGENT, "sgprobe-agent");
-	SET(CURLOPT_WRITEFUNCTION, on_body);
+	SET(CURLOPT_WRITEFUNCTION, curluv_body_write);
 	SET(CURLOPT_WRITEDATA, b);
 #undef SET
 	if (result == CURLE_OUT_OF_MEMORY)
@@ -511,7 +474,7 @@ int ecs_identity_fetch_for(const char *base_uri, long timeout_ms, long budget_ms
 {
 	uint64_t start = monotonic_ms();
 	char msg[ECS_ERR_MAX + 64];
-	body_t body = {0};
+	curluv_body_t body = {.max = ECS_FETCH_MAX_BODY};
 	CURL *h = NULL;
 	char *url = NULL;
 	long delay = ECS_FETCH_RETRY_DELAY_MS;
@@ -577,7 +540,7 @@ int ecs_identity_fetch_for(const char *base_uri, long timeout_ms, long budget_ms
 		fail(err, errlen, "GET %s: %s", url, msg);
 out:
 	curl_easy_cleanup(h);
-	free(body.data);
+	curluv_body_dispose(&body);
 	free(url);
 	return result;
 }

@@ -19,14 +19,12 @@
 
 #include "push.h"
 #include "sgprobe/auth.h"
+#include "sgprobe/curluv.h"
 #include "sgprobe/report.h"
 #include "sgprobe/timefmt.h"
 
-/* The collector's answer, kept for the error message; bounded. */
-typedef struct {
-	char buf[1024];
-	size_t len;
-} answer_t;
+/* The collector's answer is kept for the error message, up to this. */
+#define ANSWER_MAX 1023
 
 int push_key_load(const config_t *cfg, push_key_t *key, char *err, size_t errlen)
 {
@@ -97,17 +95,6 @@ void push_key_dispose(push_key_t *key)
 	free(key->secret);
 	free(key->id);
 	memset(key, 0, sizeof(*key));
-}
-
-static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
-{
-	answer_t *a = arg;
-	size_t len = size * n, room = sizeof(a->buf) - 1 - a->len;
-
-	memcpy(a->buf + a->len, ptr, len < room ? len : room);
-	a->len += len < room ? len : room;
-	a->buf[a->len] = '\0';
-	return len;
 }
 
 /* Fills the report's header fields (everything but results and seq). */
@@ -198,9 +185,10 @@ static int post(CURL *curl, const config_t *cfg, const push_key_t *key, const ch
 {
 	char auth[512], hdr[600];
 	struct curl_slist *headers = NULL;
-	answer_t answer = {.len = 0};
+	curluv_body_t answer = {.max = ANSWER_MAX, .truncate = true};
 	long status = 0;
 	CURLcode result;
+	int rc = 0;
 
 	if (auth_header(key->id, key->secret, key->secret_len, "POST", target, (int64_t)time(NULL),
 	                body, len, auth, sizeof(auth))) {
@@ -211,12 +199,11 @@ static int post(CURL *curl, const config_t *cfg, const push_key_t *key, const ch
 	headers = curl_slist_append(headers, hdr);
 	headers = curl_slist_append(headers, "Content-Type: application/json");
 	headers = curl_slist_append(headers, "Expect:");
-	answer.buf[0] = '\0';
 	curl_easy_setopt(curl, CURLOPT_URL, cfg->push);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, curluv_body_write);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
 	result = curl_easy_perform(curl);
 	if (result == CURLE_OK)
@@ -224,14 +211,14 @@ static int post(CURL *curl, const config_t *cfg, const push_key_t *key, const ch
 	curl_slist_free_all(headers);
 	if (result != CURLE_OK) {
 		snprintf(err, errlen, "--push %s: %s", cfg->push, curl_easy_strerror(result));
-		return -EIO;
+		rc = -EIO;
+	} else if (status != 200 && status != 202) {
+		snprintf(err, errlen, "--push %s: the collector answered %ld: %s", cfg->push,
+		         status, curluv_body_str(&answer));
+		rc = -EIO;
 	}
-	if (status != 200 && status != 202) {
-		snprintf(err, errlen, "--push %s: the collector answered %ld: %.*s", cfg->push,
-		         status, (int)answer.len, answer.buf);
-		return -EIO;
-	}
-	return 0;
+	curluv_body_dispose(&answer);
+	return rc;
 }
 
 int push_once(const config_t *cfg, const push_key_t *key, const matrix_plan_t *plan,

@@ -136,32 +136,20 @@ static uint64_t drop_all(pusher_t *p)
 	return n;
 }
 
-static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
-{
-	pusher_t *p = arg;
-	size_t len = size * n, room = sizeof(p->answer) - 1 - p->answer_len;
-	size_t take = len < room ? len : room;
-
-	memcpy(p->answer + p->answer_len, ptr, take);
-	p->answer_len += take;
-	p->answer[p->answer_len] = '\0';
-	return len;
-}
-
 /*
  * The collector's message: the "error" of its JSON answer, or else the
  * answer's text, cut and with control characters replaced, or "(no message)".
  */
 static void collector_message(const pusher_t *p, char *out, size_t outlen)
 {
-	cJSON *doc = cJSON_ParseWithLength(p->answer, p->answer_len);
+	cJSON *doc = cJSON_ParseWithLength(p->answer.data, p->answer.len);
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
 	size_t i;
 
 	if (cJSON_IsString(e) && e->valuestring) {
 		snprintf(out, outlen, "%s", e->valuestring);
-	} else if (p->answer_len > 0) {
-		snprintf(out, outlen, "%.*s", (int)p->answer_len, p->answer);
+	} else if (p->answer.len > 0) {
+		snprintf(out, outlen, "%s", p->answer.data);
 	} else {
 		snprintf(out, outlen, "(no message)");
 	}
@@ -174,7 +162,7 @@ static void collector_message(const pusher_t *p, char *out, size_t outlen)
 
 static bool answer_is_duplicate(const pusher_t *p)
 {
-	cJSON *doc = cJSON_ParseWithLength(p->answer, p->answer_len);
+	cJSON *doc = cJSON_ParseWithLength(p->answer.data, p->answer.len);
 	bool dup = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "duplicate"));
 
 	cJSON_Delete(doc);
@@ -420,8 +408,7 @@ static void send_head(pusher_t *p)
 		timeout = p->deadline > now ? p->deadline - now : 1;
 	if (timeout > p->timeout_ms)
 		timeout = p->timeout_ms;
-	p->answer_len = 0;
-	p->answer[0] = '\0';
+	curluv_body_reset(&p->answer);
 	p->errbuf[0] = '\0';
 	curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
 	curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, it->body);
@@ -493,6 +480,7 @@ static void release(pusher_t *p)
 	p->target = NULL;
 	curl_slist_free_all(p->headers);
 	p->headers = NULL;
+	curluv_body_dispose(&p->answer);
 	if (p->easy)
 		curl_easy_cleanup(p->easy);
 	p->easy = NULL;
@@ -509,6 +497,8 @@ int pusher_init(pusher_t *p, uv_loop_t *loop, curluv_t *cu, const pusher_config_
 		return -EINVAL;
 	p->loop = loop;
 	p->cu = cu;
+	p->answer.max = PUSHER_ANSWER_MAX;
+	p->answer.truncate = true;
 	p->max_reports = cfg->max_reports ? cfg->max_reports : PUSHER_DEFAULT_MAX_REPORTS;
 	p->max_bytes = cfg->max_bytes ? cfg->max_bytes : PUSHER_DEFAULT_MAX_BYTES;
 	p->backoff_base_ms =
@@ -548,8 +538,8 @@ int pusher_init(pusher_t *p, uv_loop_t *loop, curluv_t *cu, const pusher_config_
 		goto fail;
 	if (curl_easy_setopt(p->easy, CURLOPT_URL, p->url) != CURLE_OK ||
 	    curl_easy_setopt(p->easy, CURLOPT_POST, 1L) != CURLE_OK ||
-	    curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
-	    curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p) != CURLE_OK ||
+	    curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, curluv_body_write) != CURLE_OK ||
+	    curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, &p->answer) != CURLE_OK ||
 	    curl_easy_setopt(p->easy, CURLOPT_ERRORBUFFER, p->errbuf) != CURLE_OK) {
 		result = -EINVAL;
 		goto fail;

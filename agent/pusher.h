@@ -33,6 +33,7 @@
 #define PUSHER_DEFAULT_TIMEOUT_MS  10000              /* one request, connect included */
 #define PUSHER_MAX_RETRY_AFTER_S   3600               /* a larger Retry-After is cut to this */
 #define PUSHER_MSG_MAX             256                /* the collector's message kept */
+#define PUSHER_ANSWER_MAX          2047               /* bytes of the collector's answer read */
 
 /** How serious a log line is. */
 typedef enum {
@@ -138,8 +139,7 @@ struct pusher_s {
 	pusher_stop_cb stop_cb;
 	pusher_close_cb close_cb;
 	unsigned closing;
-	char answer[2048]; /* the collector's answer to the attempt on the wire, cut */
-	size_t answer_len;
+	curluv_body_t answer; /* the collector's answer to the attempt on the wire, cut */
 	char errbuf[CURL_ERROR_SIZE];
 };
 

@@ -62,8 +62,7 @@ struct publisher_s {
 	CURL *easy;
 	struct curl_slist *headers;
 	unsigned char *gz;
-	char *resp;
-	size_t resp_len;
+	curluv_body_t resp; /* CloudWatch's answer to the call in flight, cut */
 	unsigned attempt;   /* failed calls in a row */
 	bool retry_pending; /* the retry timer runs */
 	/* The first bytes of the secret and the token the call in flight was signed
@@ -365,26 +364,6 @@ static void queue_append(publisher_t *p, cw_datum_t *d, size_t n)
 
 static void send_next(publisher_t *p);
 
-static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
-{
-	publisher_t *p = arg;
-	size_t len = size * n, keep = len;
-	char *r;
-
-	if (p->resp_len + keep > RESPONSE_MAX)
-		keep = RESPONSE_MAX - p->resp_len;
-	if (!keep)
-		return len;
-	r = realloc(p->resp, p->resp_len + keep + 1);
-	if (!r)
-		return len;
-	memcpy(r + p->resp_len, ptr, keep);
-	p->resp = r;
-	p->resp_len += keep;
-	p->resp[p->resp_len] = '\0';
-	return len;
-}
-
 static void end_call(publisher_t *p)
 {
 	explicit_bzero(p->secret_head, sizeof(p->secret_head));
@@ -393,9 +372,7 @@ static void end_call(publisher_t *p)
 	p->headers = NULL;
 	free(p->gz);
 	p->gz = NULL;
-	free(p->resp);
-	p->resp = NULL;
-	p->resp_len = 0;
+	curluv_body_dispose(&p->resp);
 }
 
 static void on_retry(uv_timer_t *t)
@@ -447,7 +424,7 @@ static void on_call_done(CURL *easy, CURLcode result, void *arg)
 
 	if (result == CURLE_OK)
 		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-	cw_xml_error(p->resp, p->resp_len, code, sizeof(code), msg, sizeof(msg));
+	cw_xml_error(p->resp.data, p->resp.len, code, sizeof(code), msg, sizeof(msg));
 	redact(p, msg);
 	if (result == CURLE_ABORTED_BY_CALLBACK) {
 		/* curluv_dispose() at the stop: the datums stay unsent. */
@@ -597,8 +574,8 @@ static int start_call(publisher_t *p, const aws_credentials_t *cred)
 	curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
 	curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, (char *)p->gz);
 	curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)gz_len);
-	curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
+	curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, curluv_body_write);
+	curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, &p->resp);
 	curl_easy_setopt(p->easy, CURLOPT_TIMEOUT_MS, (long)p->cfg.timeout_ms);
 	result = curluv_add(&p->cu, p->easy, on_call_done, p);
 	if (result)
@@ -737,6 +714,8 @@ publisher_t *publisher_new(uv_loop_t *loop, const publish_config_t *cfg, const l
 	p->loop = loop;
 	p->cfg = *cfg;
 	p->lg = lg;
+	/* A SignatureDoesNotMatch answer quotes the canonical request, token included. */
+	p->resp = (curluv_body_t){.max = RESPONSE_MAX, .truncate = true, .secret = true};
 	p->source = source;
 	p->source_arg = arg;
 	p->rng = (uint64_t)uv_hrtime() | 1;

@@ -103,11 +103,7 @@ struct aws_creds_s {
 	CURL *easy;
 	struct curl_slist *headers;
 	step_t step;
-	char *body; /* the answer so far, NUL-terminated, at most AWS_CREDS_MAX_BODY bytes */
-	size_t body_len;
-	size_t body_cap;
-	bool too_big;
-	bool oom;
+	curluv_body_t body; /* the answer so far, at most AWS_CREDS_MAX_BODY bytes; a secret */
 	char errbuf[CURL_ERROR_SIZE];
 	char imds_token[IMDS_TOKEN_MAX + 1]; /* "" when none */
 	uint64_t imds_token_until;           /* uv_now() after which it is not used */
@@ -532,49 +528,6 @@ static void install(aws_creds_t *c, aws_credentials_t *cr)
 
 /* ---- HTTP ---- */
 
-static void body_reset(aws_creds_t *c)
-{
-	if (c->body)
-		OPENSSL_cleanse(c->body, c->body_cap);
-	c->body_len = 0;
-	c->too_big = false;
-	c->oom = false;
-}
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-	aws_creds_t *c = arg;
-	size_t n = size * nmemb, cap;
-	char *p;
-
-	if (n > AWS_CREDS_MAX_BODY - c->body_len) {
-		c->too_big = true;
-		return 0;
-	}
-	if (c->body_len + n + 1 > c->body_cap) {
-		cap = c->body_cap ? c->body_cap : 1024;
-		while (cap < c->body_len + n + 1)
-			cap *= 2;
-		/* Not realloc(): the old block may hold a secret and is wiped first. */
-		p = malloc(cap);
-		if (!p) {
-			c->oom = true;
-			return 0;
-		}
-		if (c->body) {
-			memcpy(p, c->body, c->body_len);
-			OPENSSL_cleanse(c->body, c->body_cap);
-			free(c->body);
-		}
-		c->body = p;
-		c->body_cap = cap;
-	}
-	memcpy(c->body + c->body_len, ptr, n);
-	c->body_len += n;
-	c->body[c->body_len] = '\0';
-	return n;
-}
-
 /* The PUT for the IMDS token has an empty body. */
 static size_t on_read(char *buf, size_t size, size_t nmemb, void *arg)
 {
@@ -632,7 +585,7 @@ static int request(aws_creds_t *c, step_t step, const char *url, bool put)
 	CURLcode cr = CURLE_OK;
 	int result;
 
-	body_reset(c);
+	curluv_body_reset(&c->body);
 	c->errbuf[0] = '\0';
 	if (put) {
 		cr = curl_easy_setopt(c->easy, CURLOPT_UPLOAD, 1L);
@@ -851,10 +804,10 @@ static void start_fetch(aws_creds_t *c)
 /* The answer of the token PUT: keep the token, ask for the role. */
 static void on_imds_token(aws_creds_t *c)
 {
-	char *t = trim(c->body);
+	char *t = trim(c->body.data);
 
 	if (!header_safe(t, IMDS_TOKEN_MAX)) {
-		body_reset(c);
+		curluv_body_reset(&c->body);
 		fetch_failed(c, 200,
 		             "PUT %s" IMDS_TOKEN_PATH ": the token must be 1 to %d printable "
 		             "ASCII characters without spaces",
@@ -862,7 +815,7 @@ static void on_imds_token(aws_creds_t *c)
 		return;
 	}
 	memcpy(c->imds_token, t, strlen(t) + 1);
-	body_reset(c);
+	curluv_body_reset(&c->body);
 	c->imds_token_until =
 	    uv_now(c->loop) + (uint64_t)(AWS_CREDS_IMDS_TOKEN_TTL_S - IMDS_TOKEN_SLACK) * 1000u;
 	c->fresh_token = true;
@@ -872,7 +825,7 @@ static void on_imds_token(aws_creds_t *c)
 /* The answer of the role GET: the first line is the role's name. */
 static void on_imds_role(aws_creds_t *c)
 {
-	char *line = c->body, *end = strpbrk(line, "\r\n");
+	char *line = c->body.data, *end = strpbrk(line, "\r\n");
 	size_t n;
 
 	if (end)
@@ -897,8 +850,8 @@ static void on_document(aws_creds_t *c, bool imds)
 	aws_credentials_t cr;
 	int result;
 
-	result = aws_creds_parse(c->body, c->body_len, imds, &cr, err, sizeof(err));
-	body_reset(c);
+	result = aws_creds_parse(c->body.data, c->body.len, imds, &cr, err, sizeof(err));
+	curluv_body_reset(&c->body);
 	if (result) {
 		if (imds)
 			fetch_failed(c, 200, "GET %s" IMDS_CREDS_PATH "%s: %s", c->url, c->role,
@@ -933,16 +886,16 @@ static void on_done(CURL *easy, CURLcode result, void *arg)
 	c->step = STEP_IDLE;
 	headers_free(c);
 	if (result == CURLE_ABORTED_BY_CALLBACK) {
-		body_reset(c);
+		curluv_body_reset(&c->body);
 		transport_closed(c);
 		return;
 	}
 	step_name(c, step, what, sizeof(what));
 	if (result != CURLE_OK) {
-		bool too_big = c->too_big || result == CURLE_FILESIZE_EXCEEDED;
-		bool oom = c->oom || result == CURLE_OUT_OF_MEMORY;
+		bool too_big = c->body.too_big || result == CURLE_FILESIZE_EXCEEDED;
+		bool oom = c->body.oom || result == CURLE_OUT_OF_MEMORY;
 
-		body_reset(c);
+		curluv_body_reset(&c->body);
 		if (too_big)
 			fetch_failed(c, 0, "%s: the answer is larger than %d bytes", what,
 			             AWS_CREDS_MAX_BODY);
@@ -954,10 +907,10 @@ static void on_done(CURL *easy, CURLcode result, void *arg)
 		return;
 	}
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-	if (!c->body) {
+	if (!c->body.data) {
 		/* An empty answer: give the parsers an empty string. */
-		on_body("", 1, 0, c);
-		if (!c->body) {
+		curluv_body_write("", 1, 0, &c->body);
+		if (!c->body.data) {
 			fetch_failed(c, status, "%s: out of memory", what);
 			return;
 		}
@@ -965,13 +918,13 @@ static void on_done(CURL *easy, CURLcode result, void *arg)
 	/* An expired IMDS session token: get a new one, once per fetch. */
 	if (status == 401 && (step == STEP_IMDS_ROLE || step == STEP_IMDS_CREDS) &&
 	    !c->fresh_token) {
-		body_reset(c);
+		curluv_body_reset(&c->body);
 		drop_imds_token(c);
 		imds_token(c);
 		return;
 	}
 	if (status != 200) {
-		body_reset(c);
+		curluv_body_reset(&c->body);
 		fetch_failed(c, status, "%s: HTTP %ld%s", what, status,
 		             status == 404 && step == STEP_IMDS_ROLE
 		                 ? " (no IAM role: is an instance profile attached?)"
@@ -1294,8 +1247,8 @@ static int easy_setup(aws_creds_t *c)
 	SET(CURLOPT_TIMEOUT_MS, c->timeout_ms);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)AWS_CREDS_MAX_BODY);
 	SET(CURLOPT_USERAGENT, "sgprobe");
-	SET(CURLOPT_WRITEFUNCTION, on_body);
-	SET(CURLOPT_WRITEDATA, c);
+	SET(CURLOPT_WRITEFUNCTION, curluv_body_write);
+	SET(CURLOPT_WRITEDATA, &c->body);
 	SET(CURLOPT_READFUNCTION, on_read);
 	SET(CURLOPT_READDATA, c);
 	SET(CURLOPT_ERRORBUFFER, c->errbuf);
@@ -1369,6 +1322,7 @@ aws_creds_t *aws_creds_new(uv_loop_t *loop, curluv_t *cu, const aws_creds_config
 	c->loop = loop;
 	c->cu = cu;
 	c->lg = lg;
+	c->body = (curluv_body_t){.max = AWS_CREDS_MAX_BODY, .secret = true};
 	c->on_update = on_update;
 	c->arg = arg;
 	c->margin_ms =
@@ -1430,8 +1384,7 @@ static void on_timer_closed(uv_handle_t *h)
 	void *arg = c->closed_arg;
 
 	headers_free(c);
-	body_reset(c);
-	free(c->body);
+	curluv_body_dispose(&c->body);
 	curl_easy_cleanup(c->easy);
 	drop_imds_token(c);
 	aws_credentials_dispose(&c->creds);

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "sgprobe/curluv.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -342,4 +344,74 @@ void curluv_dispose(curluv_t *cu, curluv_close_cb close_cb)
 	uv_timer_stop(&cu->timer);
 	cu->closing++;
 	uv_close((uv_handle_t *)&cu->timer, on_timer_close);
+}
+
+/* ---- bounded response bodies ---- */
+
+size_t curluv_body_write(char *ptr, size_t size, size_t n, void *body)
+{
+	curluv_body_t *b = body;
+	size_t len = size * n, take = len, cap;
+	char *p;
+
+	if (take > b->max - b->len) {
+		b->too_big = true;
+		if (!b->truncate)
+			return 0;
+		take = b->max - b->len;
+	}
+	if (!take && b->data)
+		return len;
+	if (b->len + take + 1 > b->cap) {
+		cap = b->cap ? b->cap : 1024;
+		while (cap < b->len + take + 1)
+			cap *= 2;
+		if (cap > b->max + 1)
+			cap = b->max + 1;
+		/* Not realloc(): a secret's old block is wiped before it is freed. */
+		p = malloc(cap);
+		if (!p) {
+			b->oom = true;
+			return 0;
+		}
+		if (b->data) {
+			memcpy(p, b->data, b->len);
+			if (b->secret)
+				OPENSSL_cleanse(b->data, b->cap);
+			free(b->data);
+		}
+		b->data = p;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, ptr, take);
+	b->len += take;
+	b->data[b->len] = '\0';
+	return len;
+}
+
+const char *curluv_body_str(const curluv_body_t *b)
+{
+	return b->data ? b->data : "";
+}
+
+void curluv_body_reset(curluv_body_t *b)
+{
+	if (b->data) {
+		if (b->secret)
+			OPENSSL_cleanse(b->data, b->cap);
+		b->data[0] = '\0';
+	}
+	b->len = 0;
+	b->too_big = false;
+	b->oom = false;
+}
+
+void curluv_body_dispose(curluv_body_t *b)
+{
+	if (b->data && b->secret)
+		OPENSSL_cleanse(b->data, b->cap);
+	free(b->data);
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
 }

@@ -113,4 +113,41 @@ size_t curluv_active(const curluv_t *cu);
  */
 void curluv_dispose(curluv_t *cu, curluv_close_cb close_cb);
 
+/**
+ * A response body, bounded: pass curluv_body_write as CURLOPT_WRITEFUNCTION and
+ * the body as CURLOPT_WRITEDATA. Zero it, then set `max` (the bytes kept at
+ * most, > 0) and the flags. `data` is NUL-terminated, or NULL before the first
+ * write (curluv_body_str() gives "" then; libcurl does not call for an empty
+ * answer, but a write of 0 bytes makes `data` ""); the body owns it.
+ */
+typedef struct {
+	char *data;
+	size_t len;
+	size_t cap;
+	size_t max;    /* bytes kept at most */
+	bool truncate; /* past `max`: keep the first `max` bytes and read on (an error
+	                  message), rather than end the transfer (a document) */
+	bool secret;   /* the body may hold a secret: every block is wiped before it
+	                  is freed, on growth, reset and dispose alike */
+	bool too_big;  /* more than `max` bytes came */
+	bool oom;      /* out of memory: the transfer was ended */
+} curluv_body_t;
+
+/**
+ * libcurl's write callback for a curluv_body_t. Past `max` it sets `too_big`
+ * and either keeps reading without keeping (truncate) or ends the transfer
+ * (libcurl then reports CURLE_WRITE_ERROR); out of memory it sets `oom` and
+ * ends the transfer.
+ */
+size_t curluv_body_write(char *ptr, size_t size, size_t n, void *body);
+
+/** `data`, or "" when nothing came. */
+const char *curluv_body_str(const curluv_body_t *b);
+
+/** Empties `b` for the next transfer (`len` 0, `too_big` and `oom` cleared), keeping its block. */
+void curluv_body_reset(curluv_body_t *b);
+
+/** Frees the block (wiped first when `secret`); `max` and the flags stay. */
+void curluv_body_dispose(curluv_body_t *b);
+
 #endif

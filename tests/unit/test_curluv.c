@@ -548,6 +548,72 @@ static void test_curluv_add_refusals_never_call_back(void **state)
 	env_finish(&e);
 }
 
+/* ---- bounded response bodies ---- */
+
+static void test_curluv_body_keeps_a_document_up_to_max(void **state)
+{
+	curluv_body_t b = {.max = 4000, .secret = true};
+	char chunk[1500];
+	int i;
+
+	(void)state;
+	assert_string_equal(curluv_body_str(&b), "");
+	/* A write of nothing still gives a string to parse. */
+	assert_int_equal(curluv_body_write("", 1, 0, &b), 0);
+	assert_non_null(b.data);
+	assert_string_equal(b.data, "");
+	/* Grows across blocks (wiping the old ones: secret) and keeps every byte. */
+	for (i = 0; i < 2; i++) {
+		memset(chunk, 'a' + i, sizeof(chunk));
+		assert_int_equal(curluv_body_write(chunk, 1, sizeof(chunk), &b), sizeof(chunk));
+	}
+	assert_int_equal(b.len, 3000);
+	assert_true(b.cap <= b.max + 1);
+	assert_int_equal(b.data[0], 'a');
+	assert_int_equal(b.data[1499], 'a');
+	assert_int_equal(b.data[1500], 'b');
+	assert_int_equal(b.data[2999], 'b');
+	assert_int_equal(b.data[3000], '\0');
+	assert_false(b.too_big);
+	/* One byte past max ends the transfer (0 is an error to libcurl), keeping what came. */
+	memset(chunk, 'c', sizeof(chunk));
+	assert_int_equal(curluv_body_write(chunk, 1, 1001, &b), 0);
+	assert_true(b.too_big);
+	assert_int_equal(b.len, 3000);
+	/* Exactly max is fine. */
+	curluv_body_reset(&b);
+	assert_false(b.too_big);
+	assert_int_equal(b.len, 0);
+	assert_string_equal(curluv_body_str(&b), "");
+	for (i = 0; i < 4; i++)
+		assert_int_equal(curluv_body_write(chunk, 1, 1000, &b), 1000);
+	assert_int_equal(b.len, 4000);
+	assert_false(b.too_big);
+	curluv_body_dispose(&b);
+	assert_null(b.data);
+	assert_int_equal(b.len, 0);
+	curluv_body_dispose(&b);
+}
+
+static void test_curluv_body_truncates_a_message_and_reads_on(void **state)
+{
+	curluv_body_t b = {.max = 8, .truncate = true};
+
+	(void)state;
+	/* libcurl is told every byte was taken; the first 8 are kept. */
+	assert_int_equal(curluv_body_write("0123456789", 1, 10, &b), 10);
+	assert_string_equal(curluv_body_str(&b), "01234567");
+	assert_true(b.too_big);
+	assert_int_equal(curluv_body_write("abc", 1, 3, &b), 3);
+	assert_string_equal(b.data, "01234567");
+	assert_int_equal(b.len, 8);
+	curluv_body_reset(&b);
+	assert_int_equal(curluv_body_write("ok", 1, 2, &b), 2);
+	assert_string_equal(b.data, "ok");
+	assert_false(b.too_big);
+	curluv_body_dispose(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -562,6 +628,8 @@ int main(void)
 	    cmocka_unit_test(test_curluv_remove_cancels_without_callback),
 	    cmocka_unit_test(test_curluv_dispose_ends_transfers_and_closes),
 	    cmocka_unit_test(test_curluv_add_refusals_never_call_back),
+	    cmocka_unit_test(test_curluv_body_keeps_a_document_up_to_max),
+	    cmocka_unit_test(test_curluv_body_truncates_a_message_and_reads_on),
 	};
 	int failed;
 
