@@ -80,21 +80,8 @@ typedef struct {
 	CURL *easy;
 	CURLcode result;
 	int calls;
-	char body[256];
-	size_t len;
+	curluv_body_t body;
 } xfer_t;
-
-static size_t on_write(char *ptr, size_t size, size_t n, void *arg)
-{
-	xfer_t *x = arg;
-	size_t len = size * n, room = sizeof(x->body) - 1 - x->len;
-	size_t take = len < room ? len : room;
-
-	memcpy(x->body + x->len, ptr, take);
-	x->len += take;
-	x->body[x->len] = '\0';
-	return len;
-}
 
 static void on_done(CURL *easy, CURLcode result, void *arg)
 {
@@ -121,6 +108,7 @@ static void test_curlload_every_option_type_reaches_libcurl(void **state)
 
 	(void)state;
 	memset(&x, 0, sizeof(x));
+	x.body.max = 256;
 	assert_int_equal(uv_loop_init(&x.loop), 0);
 	fake_start(&x.fake, &x.loop, answer, 1);
 	/* The multi options (socket and timer functions, their data) go through here. */
@@ -133,8 +121,9 @@ static void test_curlload_every_option_type_reaches_libcurl(void **state)
 	/* One option of each type: a string, a long, a function, a pointer, an off_t. */
 	assert_int_equal(curl_easy_setopt(x.easy, CURLOPT_URL, url), CURLE_OK);
 	assert_int_equal(curl_easy_setopt(x.easy, CURLOPT_TIMEOUT_MS, 10000L), CURLE_OK);
-	assert_int_equal(curl_easy_setopt(x.easy, CURLOPT_WRITEFUNCTION, on_write), CURLE_OK);
-	assert_int_equal(curl_easy_setopt(x.easy, CURLOPT_WRITEDATA, &x), CURLE_OK);
+	assert_int_equal(curl_easy_setopt(x.easy, CURLOPT_WRITEFUNCTION, curluv_body_write),
+	                 CURLE_OK);
+	assert_int_equal(curl_easy_setopt(x.easy, CURLOPT_WRITEDATA, &x.body), CURLE_OK);
 	assert_int_equal(curl_easy_setopt(x.easy, CURLOPT_HTTPHEADER, headers), CURLE_OK);
 	assert_int_equal(curl_easy_setopt(x.easy, CURLOPT_POSTFIELDS, "hello, world"), CURLE_OK);
 	/* Only the first 5 bytes: the size must arrive as a curl_off_t to mean 5. */
@@ -145,7 +134,7 @@ static void test_curlload_every_option_type_reaches_libcurl(void **state)
 
 	assert_int_equal(x.calls, 1);
 	assert_int_equal(x.result, CURLE_OK);
-	assert_string_equal(x.body, "answered");
+	assert_string_equal(curluv_body_str(&x.body), "answered");
 	assert_int_equal(x.fake.n_reqs, 1);
 	assert_string_equal(x.fake.reqs[0].method, "POST");
 	assert_string_equal(x.fake.reqs[0].body, "hello");
@@ -162,6 +151,7 @@ static void test_curlload_every_option_type_reaches_libcurl(void **state)
 
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(x.easy);
+	curluv_body_dispose(&x.body);
 	assert_int_equal(uv_loop_close(&x.loop), 0);
 	fake_free(&x.fake);
 }
