@@ -663,48 +663,6 @@ static void on_plan_timer(uv_timer_t *t)
 static void close_all(daemon_t *d);
 static void finish_stop(daemon_t *d);
 
-static int cmp_by_address(const void *a, const void *b)
-{
-	const probe_result_t *const *x = a, *const *y = b;
-
-	return strcmp((*x)->address, (*y)->address);
-}
-
-/*
- * The verdict of each result, as `--once` judges them: an address is alive
- * when any probe to it in this round came back open, closed or rejected (the
- * agent knows only its own rounds; the collector judges with every agent's).
- * Fills verdicts[n]. Returns 0 or -ENOMEM.
- */
-static int judge_round(const matrix_plan_t *plan, const probe_result_t *res, size_t n,
-                       verdict_t *verdicts)
-{
-	const probe_result_t **by = calloc(n ? n : 1, sizeof(*by));
-	size_t i, g, k;
-
-	if (!by)
-		return -ENOMEM;
-	for (i = 0; i < n; i++)
-		by[i] = &res[i];
-	qsort(by, n, sizeof(*by), cmp_by_address);
-	for (g = 0; g < n; g = k) {
-		bool alive = false;
-
-		for (k = g; k < n && !strcmp(by[k]->address, by[g]->address); k++)
-			alive |= verdict_state_proves_alive(by[k]->state);
-		/* A result with no address (a DNS failure) proves nothing about any. */
-		alive &= by[g]->address[0] != '\0';
-		for (i = g; i < k; i++) {
-			const matrix_target_t *t = &plan->targets[by[i]->target];
-
-			verdicts[by[i] - res] =
-			    verdict_of(t->expected, by[i]->state, by[i]->tls, alive, t->silent);
-		}
-	}
-	free(by);
-	return 0;
-}
-
 /*
  * The round's line: states, verdicts, and the counters the reports carry.
  * Without a collector the log is all there is: each failing path (by
@@ -717,7 +675,7 @@ static void log_round(daemon_t *d, const probe_result_t *res, size_t n, uint64_t
 	uint64_t failing = 0, warned = 0;
 	verdict_t *v = calloc(n ? n : 1, sizeof(*v));
 	push_totals_t t = push_totals(d);
-	bool judged = v && !judge_round(&d->sub, res, n, v);
+	bool judged = v && !probe_judge(&d->sub, res, n, NULL, v);
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -1184,8 +1142,17 @@ int daemon_run(const config_t *cfg)
 	d->plan_body.max = PLAN_MAX_BODY;
 	log_init(&d->lg, stderr, cfg->log_level, "sgprobe-agent");
 	/* For the tests only (docs/operations.md): a plan refresh period below the floor. */
-	if (getenv(PLAN_REFRESH_ENV))
-		d->plan_refresh_ms = strtoull(getenv(PLAN_REFRESH_ENV), NULL, 10);
+	if (getenv(PLAN_REFRESH_ENV)) {
+		const char *v = getenv(PLAN_REFRESH_ENV);
+		char *end = NULL;
+		unsigned long long ms = strtoull(v, &end, 10);
+
+		if (*v < '0' || *v > '9' || *end || ms < 1 || ms > 3600000)
+			log_warn(&d->lg, "ignored: not a number of ms from 1 to 3600000",
+			         LOG_STR("env", PLAN_REFRESH_ENV), LOG_STR("value", v));
+		else
+			d->plan_refresh_ms = ms;
+	}
 	if (cfg->collector && push_key_load(cfg, &d->key, kerr, sizeof(kerr))) {
 		fprintf(stderr, "sgprobe-agent: %s\n", kerr);
 		free(d);

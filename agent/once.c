@@ -50,57 +50,32 @@ static SSL_CTX *make_tls_ctx(const config_t *cfg)
 	return ctx;
 }
 
-static int cmp_by_address(const void *a, const void *b)
-{
-	const probe_result_t *x = *(const probe_result_t *const *)a;
-	const probe_result_t *y = *(const probe_result_t *const *)b;
-
-	return strcmp(x->address, y->address);
-}
-
-/*
- * Judges every result. An address is alive when any probe to it in this run
- * came back open, closed or rejected: the agent knows only its own run. The
- * results are grouped by address (sorted pointers) so that a sweep of
- * thousands of probes stays O(n log n). Returns 0 or -ENOMEM.
- */
+/* Judges every result (probe_judge()) into the output's rows and summary.
+ * Returns 0 or -ENOMEM. */
 static int judge(const matrix_plan_t *plan, const probe_result_t *res, size_t n, uint32_t fail_on,
                  output_row_t *rows, output_summary_t *sum)
 {
-	const probe_result_t **by = calloc(n ? n : 1, sizeof(*by));
 	bool *alive = calloc(n ? n : 1, sizeof(*alive));
-	size_t i, g, k;
+	verdict_t *verdicts = calloc(n ? n : 1, sizeof(*verdicts));
+	size_t i;
+	int result = -ENOMEM;
 
-	if (!by || !alive) {
-		free(by);
-		free(alive);
-		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++)
-		by[i] = &res[i];
-	qsort(by, n, sizeof(*by), cmp_by_address);
-	for (g = 0; g < n; g = k) {
-		bool any = false;
-
-		for (k = g; k < n && !strcmp(by[k]->address, by[g]->address); k++)
-			any |= verdict_state_proves_alive(by[k]->state);
-		/* A result with no address (a DNS failure) proves nothing about any. */
-		for (i = g; i < k; i++)
-			alive[by[i] - res] = any && by[g]->address[0];
-	}
+	if (!alive || !verdicts || probe_judge(plan, res, n, alive, verdicts))
+		goto out;
 	for (i = 0; i < n; i++) {
 		rows[i].target = &plan->targets[res[i].target];
 		rows[i].res = &res[i];
 		rows[i].dst_alive = alive[i];
-		rows[i].verdict = verdict_of(rows[i].target->expected, res[i].state, res[i].tls,
-		                             alive[i], rows[i].target->silent);
+		rows[i].verdict = verdicts[i];
 		rows[i].failing = (fail_on >> rows[i].verdict) & 1u;
 		sum->counts[rows[i].verdict]++;
 		sum->failing += rows[i].failing;
 	}
-	free(by);
+	result = 0;
+out:
 	free(alive);
-	return 0;
+	free(verdicts);
+	return result;
 }
 
 /* Writes the JSON document to `path` too: a pipeline keeps it as an artifact

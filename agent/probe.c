@@ -1201,6 +1201,46 @@ bool probe_run_cancelled(const probe_run_t *run)
 	return run->cancelled;
 }
 
+static int cmp_by_address(const void *a, const void *b)
+{
+	const probe_result_t *const *x = a, *const *y = b;
+
+	return strcmp((*x)->address, (*y)->address);
+}
+
+int probe_judge(const matrix_plan_t *plan, const probe_result_t *res, size_t n, bool *alive,
+                verdict_t *verdicts)
+{
+	const probe_result_t **by = calloc(n ? n : 1, sizeof(*by));
+	size_t i, g, k;
+
+	if (!by)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		by[i] = &res[i];
+	/* Grouped by address (sorted pointers): a sweep of thousands stays fast. */
+	qsort(by, n, sizeof(*by), cmp_by_address);
+	for (g = 0; g < n; g = k) {
+		bool any = false;
+
+		for (k = g; k < n && !strcmp(by[k]->address, by[g]->address); k++)
+			any |= verdict_state_proves_alive(by[k]->state);
+		/* A result with no address (a DNS failure) proves nothing about any. */
+		any &= by[g]->address[0] != '\0';
+		for (i = g; i < k; i++) {
+			const matrix_target_t *t = &plan->targets[by[i]->target];
+			size_t at = (size_t)(by[i] - res);
+
+			if (alive)
+				alive[at] = any;
+			verdicts[at] =
+			    verdict_of(t->expected, by[i]->state, by[i]->tls, any, t->silent);
+		}
+	}
+	free(by);
+	return 0;
+}
+
 const probe_result_t *probe_run_results(const probe_run_t *run, size_t *n)
 {
 	*n = run->n_results;

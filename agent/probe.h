@@ -85,6 +85,15 @@ void probe_run_cancel(probe_run_t *run);
 bool probe_run_cancelled(const probe_run_t *run);
 
 /**
+ * Judges `n` results of a round of `plan`, as the agent can: an address is
+ * alive when any probe to it in these results came back open, closed or
+ * rejected (the collector judges with every agent's). Fills verdicts[n], and
+ * alive[n] unless it is NULL. O(n log n). Returns 0 or -ENOMEM.
+ */
+int probe_judge(const matrix_plan_t *plan, const probe_result_t *res, size_t n, bool *alive,
+                verdict_t *verdicts);
+
+/**
  * The results of a finished round, ordered by target then address in resolver
  * order. Owned by the run. Sets *n.
  */

@@ -1182,6 +1182,50 @@ static void test_probe_cancel_before_the_loop_runs(void **state)
 	listener_close(&sat);
 }
 
+/* What `--once` and the daemon's round line report: liveness within the round. */
+static void test_probe_judge_liveness_within_the_results(void **state)
+{
+	matrix_plan_t *plan = plan_new(4);
+	probe_result_t res[5];
+	verdict_t v[5];
+	bool alive[5];
+
+	(void)state;
+	plan_set(plan, 0, "a.test", 80, VERDICT_EXPECT_ALLOW);
+	plan_set(plan, 1, "a.test", 22, VERDICT_EXPECT_DENY);
+	plan_set(plan, 2, "b.test", 22, VERDICT_EXPECT_DENY);
+	plan_set(plan, 3, "gone.test", 22, VERDICT_EXPECT_DENY);
+	memset(res, 0, sizeof(res));
+	/* 10.0.0.1 answered on 80, so its timeout on 22 proves the deny: ok. */
+	res[0] = (probe_result_t){.target = 0, .address = "10.0.0.1", .state = VERDICT_STATE_OPEN};
+	res[1] =
+	    (probe_result_t){.target = 1, .address = "10.0.0.1", .state = VERDICT_STATE_FILTERED};
+	/* Nothing shows 10.0.0.2 alive: its timeout proves nothing. */
+	res[2] =
+	    (probe_result_t){.target = 2, .address = "10.0.0.2", .state = VERDICT_STATE_FILTERED};
+	/* A failed lookup has no address, and proves no other one alive. */
+	res[3] = (probe_result_t){.target = 3, .address = "", .state = VERDICT_STATE_ERROR};
+	/* A denied path answered by RST: open to the packet, a violation. */
+	res[4] =
+	    (probe_result_t){.target = 2, .address = "10.0.0.3", .state = VERDICT_STATE_CLOSED};
+	assert_int_equal(probe_judge(plan, res, 5, alive, v), 0);
+	assert_int_equal(v[0], VERDICT_OK);
+	assert_int_equal(v[1], VERDICT_OK);
+	assert_true(alive[1]);
+	assert_int_equal(v[2], VERDICT_UNVERIFIED);
+	assert_false(alive[2]);
+	assert_int_equal(v[3], VERDICT_INCONCLUSIVE);
+	assert_false(alive[3]);
+	assert_int_equal(v[4], VERDICT_VIOLATION);
+	/* alive may be left out. */
+	memset(v, 0xff, sizeof(v));
+	assert_int_equal(probe_judge(plan, res, 5, NULL, v), 0);
+	assert_int_equal(v[1], VERDICT_OK);
+	assert_int_equal(v[2], VERDICT_UNVERIFIED);
+	assert_int_equal(probe_judge(plan, res, 0, NULL, v), 0);
+	matrix_plan_free(plan);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1205,6 +1249,7 @@ int main(void)
 	    cmocka_unit_test(test_probe_dns_failure_is_an_error),
 	    cmocka_unit_test(test_probe_cancel_ends_the_round_at_once),
 	    cmocka_unit_test(test_probe_cancel_before_the_loop_runs),
+	    cmocka_unit_test(test_probe_judge_liveness_within_the_results),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
