@@ -455,12 +455,10 @@ static int setup(CURL *h, const char *url, long timeout_ms, curluv_body_t *b)
 	return result == CURLE_OK ? 0 : -EINVAL;
 }
 
+/* Durations by libuv's monotonic clock (STYLE.md: uv_hrtime for durations). */
 static uint64_t monotonic_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return uv_hrtime() / 1000000u;
 }
 
 int ecs_identity_fetch(const char *base_uri, long timeout_ms, ecs_identity_t *out, char *err,
