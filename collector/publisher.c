@@ -511,15 +511,13 @@ static bool add_header(publisher_t *p, const char *name, const char *value)
 static int start_call(publisher_t *p, const aws_credentials_t *cred)
 {
 	static const char content_type[] = "application/x-www-form-urlencoded; charset=utf-8";
-	char *form = NULL, err[256], amz_date[17];
+	char *form = NULL, err[256], amz_date[SIGV4_DATE_LEN + 1];
 	size_t form_len, taken, gz_len;
 	sigv4_header_t hdrs[3];
 	sigv4_request_t req;
 	sigv4_credentials_t sc;
 	sigv4_params_t sp;
 	sigv4_signed_t sig;
-	time_t now = time(NULL);
-	struct tm tm;
 	int result;
 
 	result = cw_form_encode(p->ns, p->q, p->q_len, &form, &form_len, &taken);
@@ -529,8 +527,9 @@ static int start_call(publisher_t *p, const aws_credentials_t *cred)
 	free(form);
 	if (result)
 		return result;
-	gmtime_r(&now, &tm);
-	strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
+	result = sigv4_date_now(amz_date);
+	if (result)
+		return result;
 	hdrs[0] = (sigv4_header_t){"Content-Encoding", 16, "gzip", 4};
 	hdrs[1] = (sigv4_header_t){"Content-Type", strlen("Content-Type"), content_type,
 	                           strlen(content_type)};
@@ -744,8 +743,15 @@ publisher_t *publisher_new(uv_loop_t *loop, const publish_config_t *cfg, const l
 	p->cfg.creds.ecs_host = p->ecs_host;
 	p->cfg.creds.imds_endpoint = p->imds_endpoint;
 	p->cfg.creds.ca_file = p->ca_file;
-	if (strlen(p->ns) > CW_NAME_MAX) {
-		set_err(err, errlen, "--namespace: longer than %d characters", CW_NAME_MAX);
+	/* CloudWatch's rules: every call would be refused otherwise. */
+	if (!p->ns[0] || strlen(p->ns) > CW_NAME_MAX) {
+		set_err(err, errlen, "--namespace: '%s' must be 1 to %d characters", p->ns,
+		        CW_NAME_MAX);
+		goto fail;
+	}
+	if (!strncmp(p->ns, "AWS/", 4)) {
+		set_err(err, errlen, "--namespace: '%s': AWS/ is reserved for AWS's own metrics",
+		        p->ns);
 		goto fail;
 	}
 	uv_timer_init(loop, &p->flush_timer);

@@ -792,6 +792,15 @@ static void test_config_errors_name_the_flag(void **unused)
 	cfg.endpoint = "ftp://127.0.0.1/";
 	assert_null(publisher_new(&e.loop, &cfg, &e.lg, source, &e, err, sizeof(err)));
 	assert_non_null(strstr(err, "--cloudwatch-endpoint"));
+	/* A namespace CloudWatch would refuse on every call is refused at start. */
+	cfg.sink = PUBLISH_SINK_EMF;
+	cfg.endpoint = NULL;
+	cfg.ns = "";
+	assert_null(publisher_new(&e.loop, &cfg, &e.lg, source, &e, err, sizeof(err)));
+	assert_string_equal(err, "--namespace: '' must be 1 to 255 characters");
+	cfg.ns = "AWS/EC2";
+	assert_null(publisher_new(&e.loop, &cfg, &e.lg, source, &e, err, sizeof(err)));
+	assert_string_equal(err, "--namespace: 'AWS/EC2': AWS/ is reserved for AWS's own metrics");
 	assert_int_equal(publisher_sink_parse("cloudwatch", &sink), 0);
 	assert_int_equal(sink, PUBLISH_SINK_CLOUDWATCH);
 	assert_int_equal(publisher_sink_parse("emf", &sink), 0);
