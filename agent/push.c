@@ -20,6 +20,7 @@
 #include "push.h"
 #include "sgprobe/auth.h"
 #include "sgprobe/curluv.h"
+#include "sgprobe/fileio.h"
 #include "sgprobe/report.h"
 #include "sgprobe/timefmt.h"
 
@@ -28,64 +29,68 @@
 
 int push_key_load(const config_t *cfg, push_key_t *key, char *err, size_t errlen)
 {
-	FILE *f;
-	size_t len;
-	char buf[4097];
+	/* The flag that needs the key, for the messages. */
+	const char *who = cfg->push ? "--push" : "--collector";
+	char *text = NULL;
+	const char *secret;
+	size_t len = 0, file_len = 0;
+	int result;
 
 	memset(key, 0, sizeof(*key));
 	if (!cfg->key_id) {
-		snprintf(err, errlen, "--push needs --key-id (or SGPROBE_KEY_ID)");
+		snprintf(err, errlen, "%s needs --key-id (or SGPROBE_KEY_ID)", who);
 		return -EINVAL;
 	}
 	if (cfg->key) {
+		secret = cfg->key;
 		len = strlen(cfg->key);
-		if (len >= sizeof(buf)) {
-			snprintf(err, errlen, "SGPROBE_KEY: longer than %zu bytes",
-			         sizeof(buf) - 1);
+		if (len > PUSH_KEY_MAX) {
+			snprintf(err, errlen, "SGPROBE_KEY: longer than %d bytes", PUSH_KEY_MAX);
 			return -EINVAL;
 		}
-		memcpy(buf, cfg->key, len);
 	} else if (cfg->key_file) {
-		f = fopen(cfg->key_file, "rb");
-		if (!f) {
+		result = fileio_read(cfg->key_file, PUSH_KEY_MAX, &text, &file_len);
+		if (result == -EFBIG) {
+			snprintf(err, errlen, "--key-file: %s is longer than %d bytes",
+			         cfg->key_file, PUSH_KEY_MAX);
+			return -EINVAL;
+		}
+		if (result) {
 			snprintf(err, errlen, "--key-file: cannot open %s: %s", cfg->key_file,
-			         strerror(errno));
+			         strerror(-result));
 			return -EINVAL;
 		}
-		len = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		if (len >= sizeof(buf)) {
-			snprintf(err, errlen, "--key-file: %s is longer than %zu bytes",
-			         cfg->key_file, sizeof(buf) - 1);
-			OPENSSL_cleanse(buf, sizeof(buf));
-			return -EINVAL;
-		}
+		secret = text;
+		len = file_len;
 		/* As the keys file's secret_file: one trailing newline is not secret. */
-		if (len > 0 && buf[len - 1] == '\n')
+		if (len > 0 && secret[len - 1] == '\n')
 			len--;
-		if (len > 0 && buf[len - 1] == '\r')
+		if (len > 0 && secret[len - 1] == '\r')
 			len--;
 	} else {
-		snprintf(err, errlen, "--push needs --key-file FILE or SGPROBE_KEY");
+		snprintf(err, errlen, "%s needs --key-file FILE or SGPROBE_KEY", who);
 		return -EINVAL;
 	}
+	result = 0;
 	if (len == 0) {
 		snprintf(err, errlen, "%s: the secret is empty",
 		         cfg->key ? "SGPROBE_KEY" : "--key-file");
-		return -EINVAL;
+		result = -EINVAL;
+		goto out;
 	}
 	key->id = strdup(cfg->key_id);
 	key->secret = malloc(len);
 	if (!key->id || !key->secret) {
 		push_key_dispose(key);
-		OPENSSL_cleanse(buf, sizeof(buf));
 		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
+		result = -ENOMEM;
+		goto out;
 	}
-	memcpy(key->secret, buf, len);
+	memcpy(key->secret, secret, len);
 	key->secret_len = len;
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return 0;
+out:
+	fileio_free(text, file_len);
+	return result;
 }
 
 void push_key_dispose(push_key_t *key)

@@ -14,6 +14,7 @@
 #include "sgprobe/report.h"
 
 #define PUSH_ERR_MAX 512
+#define PUSH_KEY_MAX 4096 /* bytes of a key's secret */
 #define PUSH_VERSION "0.1.0"
 
 /** The signing key, read once before any probe. */

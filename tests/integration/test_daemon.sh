@@ -142,6 +142,13 @@ accepted_total() {
 	curl -s "$admin/metrics" | awk '$1 == "sgprobe_reports_accepted_total" { print $2 }'
 }
 
+# --- a daemon without its key's secret -------------------------------------------------------
+(unset SGPROBE_KEY SGPROBE_KEY_FILE; "$agent" --collector http://127.0.0.1:9/ --role web \
+	--key-id web-1 2>"$work/nokey.err")
+eq "a daemon with --collector and no secret exits 2" "$?" 2
+check "... saying that --collector needs the secret" \
+	grep -q -- '--collector needs --key-file FILE or SGPROBE_KEY' "$work/nokey.err"
+
 # --- the daemon against a running collector -------------------------------------------------
 check "the collector starts" start_collector "$work/collector.log"
 start_daemon web-d "$work/daemon.log"
