@@ -39,15 +39,18 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-#define TICK_MS              100   /* how often due targets are looked for */
-#define PLAN_RETRY_MS        2000  /* the next plan fetch while there is no plan */
-#define PLAN_REFRESH_MIN_MS  30000 /* the plan refresh period's floor */
-#define PLAN_TIMEOUT_MS      10000 /* one plan request */
-#define DEFAULT_INTERVAL_S   60    /* when neither the plan nor the flags give one */
-#define HEALTH_MAX_BYTES     65536 /* of the health file read back */
-#define STOP_CLOSE_MARGIN_MS 500   /* left of --stop-timeout-s to close everything */
-#define ROUND_WARN_MAX       10    /* failing paths logged one by one per round */
-#define PLAN_REFRESH_ENV     "SGPROBE_TEST_PLAN_REFRESH_MS"
+#define TICK_MS               100                /* how often due targets are looked for */
+#define PLAN_RETRY_MS         2000               /* the next plan fetch while there is no plan */
+#define PLAN_REFRESH_MIN_MS   30000              /* the plan refresh period's floor */
+#define PLAN_TIMEOUT_MS       10000              /* one plan request */
+#define DEFAULT_INTERVAL_S    60                 /* when neither the plan nor the flags give one */
+#define HEALTH_MAX_BYTES      65536              /* of the health file read back */
+#define HEALTH_MAX_MS         9007199254740991.0 /* 2^53 - 1: a time in ms JSON holds exactly */
+#define HEALTH_MAX_INTERVAL   604800             /* s: a week, more than any plan asks */
+#define HEALTH_CLOCK_SLACK_MS 60000              /* a round this far "ahead" is a clock step */
+#define STOP_CLOSE_MARGIN_MS  500                /* left of --stop-timeout-s to close everything */
+#define ROUND_WARN_MAX        10                 /* failing paths logged one by one per round */
+#define PLAN_REFRESH_ENV      "SGPROBE_TEST_PLAN_REFRESH_MS"
 
 typedef struct {
 	uv_loop_t loop;
@@ -254,19 +257,28 @@ int daemon_health(const config_t *cfg)
 	if (!cJSON_IsBool(ok))
 		fprintf(stderr, "sgprobe-agent health: %s: ok: must be a boolean\n",
 		        cfg->health_file);
-	else if (!cJSON_IsNumber(last) || last->valuedouble < 0)
-		fprintf(stderr, "sgprobe-agent health: %s: last_round_at_ms: must be a number\n",
+	else if (!cJSON_IsNumber(last) || last->valuedouble < 0 ||
+	         last->valuedouble > HEALTH_MAX_MS)
+		fprintf(stderr,
+		        "sgprobe-agent health: %s: last_round_at_ms: must be a time in ms\n",
 		        cfg->health_file);
-	else if (!cJSON_IsNumber(iv) || iv->valuedouble < 1)
-		fprintf(stderr, "sgprobe-agent health: %s: interval_s: must be a positive number\n",
-		        cfg->health_file);
+	else if (!cJSON_IsNumber(iv) || iv->valuedouble < 1 ||
+	         iv->valuedouble > HEALTH_MAX_INTERVAL)
+		fprintf(stderr, "sgprobe-agent health: %s: interval_s: must be 1 to %d\n",
+		        cfg->health_file, HEALTH_MAX_INTERVAL);
 	else if (!cJSON_IsTrue(ok))
 		fprintf(stderr,
 		        "sgprobe-agent health: not ok (no plan or no round yet, or stopping)\n");
 	else {
 		interval_s = cfg->interval_s ? cfg->interval_s : (uint64_t)iv->valuedouble;
 		age_ms = now - (uint64_t)last->valuedouble;
-		if ((uint64_t)last->valuedouble > now || age_ms <= (3 * interval_s + 30) * 1000)
+		if ((uint64_t)last->valuedouble > now + HEALTH_CLOCK_SLACK_MS)
+			fprintf(stderr,
+			        "sgprobe-agent health: %s: last_round_at_ms is %" PRIu64
+			        " s in the future: not a round of this clock\n",
+			        cfg->health_file, ((uint64_t)last->valuedouble - now) / 1000);
+		else if ((uint64_t)last->valuedouble > now ||
+		         age_ms <= (3 * interval_s + 30) * 1000)
 			result = 0;
 		else
 			fprintf(stderr,
@@ -925,7 +937,8 @@ static void on_deadline(uv_timer_t *t)
 
 static void on_signal(uv_signal_t *s, int signum)
 {
-	daemon_t *d = s->data;
+	daemon_t *d = signum == SIGTERM ? container_of(s, daemon_t, sigterm)
+	                                : container_of(s, daemon_t, sigint);
 
 	if (d->stopping)
 		return;
@@ -1178,8 +1191,6 @@ int daemon_run(const config_t *cfg)
 	uv_timer_init(&d->loop, &d->deadline_timer);
 	uv_signal_init(&d->loop, &d->sigterm);
 	uv_signal_init(&d->loop, &d->sigint);
-	d->sigterm.data = d;
-	d->sigint.data = d;
 	uv_signal_start(&d->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&d->sigint, on_signal, SIGINT);
 	log_info(&d->lg, "starting", LOG_STR("id", d->id.id), LOG_STR("role", cfg->role),

@@ -210,6 +210,16 @@ eq "sgprobe-agent health exits 1, not 2, on a bad flag value" \
 printf 'not json' >"$work/garbage.json"
 eq "sgprobe-agent health exits 1 on a health file that is not JSON" \
 	"$(health_rc --health-file "$work/garbage.json")" 1
+# Values no daemon writes: never fresh.
+future=$(($(date +%s) * 1000 + 3600000))
+printf '{"ok":true,"interval_s":1,"last_round_at_ms":%s}' "$future" >"$work/future.json"
+eq "sgprobe-agent health exits 1 on a round an hour in the future" \
+	"$(health_rc --health-file "$work/future.json")" 1
+check "... saying so" grep -q 'in the future' "$work/health.err"
+printf '{"ok":true,"interval_s":1e300,"last_round_at_ms":1e300}' >"$work/huge.json"
+eq "sgprobe-agent health exits 1 on numbers out of range" \
+	"$(health_rc --health-file "$work/huge.json")" 1
+check "... naming the field" grep -q 'last_round_at_ms: must be a time in ms' "$work/health.err"
 
 # --- the collector away: the plan from the cache, reports queued, then delivered ---------------
 stop_collector
