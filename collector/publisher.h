@@ -66,7 +66,8 @@ typedef struct {
 	uint64_t calls_ok;         /* calls answered 200 */
 	uint64_t retries;          /* calls that repeated a failed one */
 	uint64_t throttles;        /* calls answered with a throttling error */
-	uint64_t errors;           /* other failed calls (5xx, 4xx, connection) */
+	uint64_t errors;           /* other failed calls (5xx, 4xx, connection), and calls
+	                              that could not be started (encoding, signing) */
 	uint64_t metrics_sent;     /* datums CloudWatch accepted */
 	uint64_t dropped_full;     /* datums dropped because the buffer was full */
 	uint64_t dropped_rejected; /* datums CloudWatch refused for good (a 4xx) */
