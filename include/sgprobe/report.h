@@ -74,7 +74,8 @@ typedef struct {
 	bool present; /* false: no `counters` object */
 	uint64_t rounds;
 	uint64_t probes;
-	uint64_t reports_sent;    /* reports the collector answered */
+	uint64_t reports_sent;    /* POSTs the collector answered, whatever the status (a
+	                             report answered 503 then 202 counts twice) */
 	uint64_t reports_retried; /* attempts that were retried */
 	uint64_t reports_dropped; /* reports given up: queue full, refused, abandoned */
 } report_counters_t;
