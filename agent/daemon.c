@@ -132,7 +132,7 @@ static uint64_t jitter_ms(daemon_t *d, unsigned interval_s)
 {
 	uint64_t span = (uint64_t)interval_s * 100u;
 
-	return span ? jitter_next(&d->rng) % (span + 1) : 0;
+	return span ? jitter_upto(&d->rng, span) : 0;
 }
 
 /* The push pipeline's counters as the reports carry them: dropped counts the

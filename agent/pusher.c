@@ -55,14 +55,6 @@ static void log_line(pusher_t *p, pusher_log_level_t level, const char *fmt, ...
 		fprintf(stderr, "sgprobe-agent: push: %s\n", msg);
 }
 
-/* A random number in [0, max]. */
-static uint64_t rng_upto(pusher_t *p, uint64_t max)
-{
-	uint64_t r = jitter_next(&p->rng);
-
-	return max == UINT64_MAX ? r : r % (max + 1);
-}
-
 static void item_free(item_t *it)
 {
 	if (!it)
@@ -179,7 +171,7 @@ static uint64_t backoff_ms(pusher_t *p)
 		ceiling *= 2;
 	if (ceiling > p->backoff_cap_ms)
 		ceiling = p->backoff_cap_ms;
-	return rng_upto(p, ceiling);
+	return jitter_upto(&p->rng, ceiling);
 }
 
 static void send_head(pusher_t *p);
@@ -275,7 +267,7 @@ static void retry(pusher_t *p, item_t *it, uint64_t retry_after_ms, const char *
 	trim(p);
 	gone = p->counters.dropped_full != dropped;
 	if (retry_after_ms)
-		delay = retry_after_ms + rng_upto(p, p->backoff_base_ms);
+		delay = retry_after_ms + jitter_upto(&p->rng, p->backoff_base_ms);
 	else
 		delay = backoff_ms(p);
 	if (!p->head) {

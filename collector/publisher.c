@@ -393,7 +393,7 @@ static void schedule_retry(publisher_t *p)
 	if (delay > p->cfg.retry_max_ms)
 		delay = p->cfg.retry_max_ms;
 	/* Half fixed, half random: a fleet of collectors never retries in step. */
-	jittered = delay / 2 + jitter_next(&p->rng) % (delay / 2 + 1);
+	jittered = delay / 2 + jitter_upto(&p->rng, delay / 2);
 	p->retry_pending = true;
 	uv_timer_start(&p->retry_timer, on_retry, jittered, 0);
 }

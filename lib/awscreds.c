@@ -424,7 +424,7 @@ static uint64_t backoff_ms(aws_creds_t *c)
 		ceiling *= 2;
 	if (ceiling > AWS_CREDS_BACKOFF_CAP_MS)
 		ceiling = AWS_CREDS_BACKOFF_CAP_MS;
-	delay = ceiling - jitter_next(&c->rng) % (ceiling / 4 + 1);
+	delay = ceiling - jitter_upto(&c->rng, ceiling / 4);
 	return delay < AWS_CREDS_MIN_DELAY_MS ? AWS_CREDS_MIN_DELAY_MS : delay;
 }
 
