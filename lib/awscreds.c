@@ -30,6 +30,7 @@
 #include <openssl/crypto.h>
 
 #include "sgprobe/awscreds.h"
+#include "sgprobe/fileio.h"
 #include "sgprobe/timefmt.h"
 #include "sgprobe/json.h"
 #include "sgprobe/jitter.h"
@@ -624,46 +625,18 @@ static void request_failed(aws_creds_t *c, int result, const char *what)
 static int read_token_file(const char *path, char **out, char *msg, size_t msglen)
 {
 	char q[JSON_QUOTE_BUF];
-	char *buf = malloc(AUTH_TOKEN_MAX + 2);
-	size_t n = 0;
-	ssize_t r = 0;
-	int fd, e;
+	size_t len;
+	int result;
 
 	*out = NULL;
-	if (!buf)
-		return -ENOMEM;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		e = errno;
+	result = fileio_read(path, AUTH_TOKEN_MAX, out, &len);
+	if (result == -EFBIG)
+		snprintf(msg, msglen, ENV_AUTH_FILE " \"%s\": larger than %d bytes",
+		         json_quote(path, q, sizeof(q)), AUTH_TOKEN_MAX);
+	else if (result && result != -ENOMEM)
 		snprintf(msg, msglen, ENV_AUTH_FILE " \"%s\": %s", json_quote(path, q, sizeof(q)),
-		         strerror(e));
-		free(buf);
-		return -e;
-	}
-	while (n < AUTH_TOKEN_MAX + 1) {
-		r = read(fd, buf + n, AUTH_TOKEN_MAX + 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	e = r < 0 ? errno : 0;
-	close(fd);
-	buf[n] = '\0';
-	if (e || n > AUTH_TOKEN_MAX) {
-		if (e)
-			snprintf(msg, msglen, ENV_AUTH_FILE " \"%s\": %s",
-			         json_quote(path, q, sizeof(q)), strerror(e));
-		else
-			snprintf(msg, msglen, ENV_AUTH_FILE " \"%s\": larger than %d bytes",
-			         json_quote(path, q, sizeof(q)), AUTH_TOKEN_MAX);
-		OPENSSL_cleanse(buf, AUTH_TOKEN_MAX + 2);
-		free(buf);
-		return e ? -e : -EFBIG;
-	}
-	*out = buf;
-	return 0;
+		         strerror(-result));
+	return result;
 }
 
 /*
