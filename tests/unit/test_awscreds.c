@@ -85,7 +85,7 @@ static const char *const saved_names[] = {
 };
 
 #define N_SAVED (sizeof(saved_names) / sizeof(saved_names[0]))
-#define N_TRACK 4
+#define N_TRACK 5
 
 typedef struct env_s env_t;
 
@@ -629,6 +629,20 @@ static void test_ecs_token_with_line_break_refused(void **state)
 	assert_int_equal(aws_creds_start(c), 0);
 	assert_non_null(strstr(aws_creds_last_error(c), "/nonexistent/sgprobe/token"));
 	assert_non_null(strstr(aws_creds_last_error(c), "No such file"));
+	/* A file over its bound is refused whole, its size named. */
+	{
+		char *big = malloc(16384 + 2);
+
+		assert_non_null(big);
+		memset(big, 'a', 16384 + 1);
+		big[16384 + 1] = '\0';
+		write_token_file(e, big, path, sizeof(path));
+		free(big);
+		setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", path, 1);
+		c = creds_new(e, 4, NULL);
+		assert_int_equal(aws_creds_start(c), 0);
+		assert_non_null(strstr(aws_creds_last_error(c), "larger than 16384 bytes"));
+	}
 
 	/* In the variable: refused at start. */
 	unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
