@@ -219,7 +219,7 @@ int collector_check_report(const collector_t *c, const auth_key_t *key, const re
 		snprintf(msg, msglen,
 		         "unauthorized: agent '%s' is an agent of role '%s', which key '%s' "
 		         "may not speak for",
-		         r->agent.id, held, key->id);
+		         r->agent.id, held, key ? key->id : "");
 		return -EACCES;
 	}
 	return 0;
