@@ -540,19 +540,28 @@ static int cmd_serve(int argc, char **argv)
 		uv_loop_close(&loop);
 		return EXIT_USAGE;
 	}
+	/* The metrics sink's settings are checked before any port is taken. */
+	log_init(&c.lg, stderr, LOG_LEVEL_INFO, "sgprobe-collector");
+	c.publisher =
+	    publisher_new(&loop, &a.cfg.publish, &c.lg, publish_source, &c, err, sizeof(err));
+	if (!c.publisher) {
+		fprintf(stderr, "sgprobe-collector: %s\n", err);
+		collector_dispose(&c);
+		uv_run(&loop, UV_RUN_DEFAULT); /* the publisher's handles close */
+		uv_loop_close(&loop);
+		return EXIT_USAGE;
+	}
 	result = collector_http_start(&c, err, sizeof(err));
 	if (result) {
 		fprintf(stderr, "sgprobe-collector: %s\n", err);
 		collector_dispose(&c);
 		/* A bad address or certificate is the configuration's fault; a port
 		 * already taken is the machine's. As at the end of a run, the process
-		 * ends here, with the loop and any listener still reachable. */
+		 * ends here, with the loop, the publisher and any listener still
+		 * reachable. */
 		exit(result == -EINVAL ? EXIT_USAGE : 1);
 	}
-	log_init(&c.lg, stderr, LOG_LEVEL_INFO, "sgprobe-collector");
-	c.publisher =
-	    publisher_new(&loop, &a.cfg.publish, &c.lg, publish_source, &c, err, sizeof(err));
-	if (!c.publisher || publisher_start(c.publisher, err, sizeof(err))) {
+	if (publisher_start(c.publisher, err, sizeof(err))) {
 		fprintf(stderr, "sgprobe-collector: %s\n", err);
 		collector_dispose(&c);
 		exit(EXIT_USAGE);

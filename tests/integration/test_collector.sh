@@ -375,6 +375,13 @@ env -u SGPROBE_KEY "$agent" --once --matrix "$work/matrix.good" --role web --pus
 eq "--key-file that cannot be read: exit 2 before probing" "$?" 2
 check "... naming the flag and the file" grep -q -- "--key-file: cannot open $work/nonexistent.secret" "$work/once5.err"
 
+# --- the metrics sink's settings are checked before any port is taken ------------------------
+# The running collector holds $P: a bad namespace must be what is reported.
+"$collector" --matrix "$work/matrix.json" --keys "$work/keys.json" --listen "127.0.0.1:$P" \
+	--admin-listen "127.0.0.1:$A" --metrics-sink emf --namespace 'AWS/EC2' 2>"$work/ns.err"
+eq "a reserved --namespace exits 2 before the listeners start" "$?" 2
+check "... naming --namespace, not the port in use" grep -q -- '--namespace: .AWS/EC2.' "$work/ns.err"
+
 # --- matrix tools -----------------------------------------------------------------------------
 check "check-matrix: the shipped matrix is valid" "$collector" check-matrix "$top/examples/afirgen.matrix.json"
 "$collector" check-matrix "$work/bad.json" >/dev/null 2>&1
