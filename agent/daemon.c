@@ -114,7 +114,9 @@ static unsigned default_interval_s(const daemon_t *d)
 }
 
 /* A target's own interval (allowed_interval_s) is kept; --interval-s replaces
- * only the plan's default. */
+ * only the plan's default. A plan carries every target's interval, so one
+ * equal to the plan's default is taken for the default: an allowed_interval_s
+ * equal to the matrix's interval_s follows --interval-s too. */
 static unsigned target_interval_s(const daemon_t *d, const matrix_plan_t *plan,
                                   const matrix_target_t *t)
 {
@@ -122,8 +124,6 @@ static unsigned target_interval_s(const daemon_t *d, const matrix_plan_t *plan,
 		return d->cfg->interval_s;
 	if (t->interval_s)
 		return t->interval_s;
-	if (d->cfg->interval_s)
-		return d->cfg->interval_s;
 	return plan->interval_s ? plan->interval_s : DEFAULT_INTERVAL_S;
 }
 
