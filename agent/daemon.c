@@ -36,8 +36,7 @@
 #include "sgprobe/report.h"
 #include "sgprobe/timefmt.h"
 #include "sgprobe/jitter.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#include "sgprobe/container.h"
 
 #define TICK_MS               100                /* how often due targets are looked for */
 #define PLAN_RETRY_MS         2000               /* the next plan fetch while there is no plan */

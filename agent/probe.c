@@ -28,11 +28,10 @@
 
 #include "probe.h"
 #include "sgprobe/timefmt.h"
+#include "sgprobe/container.h"
 
 /* Read buffer of a TLS probe: one TLS record at most. Plain probes have none. */
 #define PROBE_TLS_BUF 16384
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* An IPv4 or IPv6 address and port: 28 bytes, not sockaddr_storage's 128, since
  * a sweep holds one per job. */

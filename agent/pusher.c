@@ -25,8 +25,7 @@
 #include "pusher.h"
 #include "sgprobe/auth.h"
 #include "sgprobe/jitter.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#include "sgprobe/container.h"
 
 /* A queued report. */
 struct pusher_item_s {

@@ -57,6 +57,7 @@
 #include "sgprobe/auth.h"
 #include "sgprobe/report.h"
 #include "sgprobe/strbuf.h"
+#include "sgprobe/container.h"
 
 #define EXIT_USAGE      2
 #define MAX_CONNECTIONS 1024
@@ -729,8 +730,6 @@ static int slots_init(loadgen_t *lg)
 	}
 	return 0;
 }
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static void on_handle_closed(uv_handle_t *h)
 {

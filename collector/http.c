@@ -22,8 +22,7 @@
 #include "dashboard.h"
 #include "sgprobe/report.h"
 #include "sgprobe/timefmt.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#include "sgprobe/container.h"
 
 /* The listener a request arrived on. */
 static collector_listener_t *listener_of(h2o_req_t *req)

@@ -24,6 +24,7 @@
 #include "signreq.h"
 #include "sgprobe/plan.h"
 #include "sgprobe/timefmt.h"
+#include "sgprobe/container.h"
 
 #define EXIT_USAGE 2
 
@@ -448,8 +449,6 @@ static int cmd_health(int argc, char **argv)
 	}
 	return 0;
 }
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static void on_expire(uv_timer_t *t)
 {

@@ -25,8 +25,7 @@
 #include "sgprobe/sigv4.h"
 #include "sgprobe/timefmt.h"
 #include "sgprobe/jitter.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#include "sgprobe/container.h"
 
 #define RESPONSE_MAX (64 * 1024) /* bytes of an answer kept for the log */
 

@@ -33,8 +33,7 @@
 #include <string.h>
 
 #include "state.h"
-
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#include "sgprobe/container.h"
 
 /* Large enough for a timestamp with nanoseconds (30 bytes) and its NUL. */
 #define AT_MAX 32

@@ -34,8 +34,7 @@
 #include "sgprobe/timefmt.h"
 #include "sgprobe/json.h"
 #include "sgprobe/jitter.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#include "sgprobe/container.h"
 
 #define ENV_AKID          "AWS_ACCESS_KEY_ID"
 #define ENV_SECRET        "AWS_SECRET_ACCESS_KEY"

@@ -15,8 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "sgprobe/curluv.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#include "sgprobe/container.h"
 
 /* One transfer in progress: whom to tell when it ends. */
 struct curluv_xfer_s {

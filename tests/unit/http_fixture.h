@@ -7,6 +7,8 @@
 #ifndef SGPROBE_TEST_HTTP_FIXTURE_H
 #define SGPROBE_TEST_HTTP_FIXTURE_H
 
+#include "sgprobe/container.h"
+
 /* ---- a tiny HTTP/1.1 server on the test's loop, for the answers the collector never gives ---- */
 
 #define FAKE_MAX_REQS 64

@@ -37,8 +37,6 @@
 #include "sgprobe/curluv.h"
 #include "sgprobe/log.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
 /* Values the tests use. The secrets must never show up in a log line. */
 #define AKID1      "ASIAEXAMPLEKEYONE001"
 #define AKID2      "ASIAEXAMPLEKEYTWO002"
@@ -62,6 +60,7 @@
 /* The scripted HTTP server of the unit tests (its collector part is not used here). */
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "http_fixture.h"
+#include "sgprobe/container.h"
 
 /* ---- the environment of one test ---- */
 

@@ -26,9 +26,8 @@
 #include "../../agent/curlload.h"
 #include "sgprobe/curluv.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
 #include "http_fixture.h"
+#include "sgprobe/container.h"
 
 /* Whether a library whose path contains `name` is mapped into this process. */
 static bool mapped(const char *name)

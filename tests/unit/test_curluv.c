@@ -31,9 +31,8 @@
 
 #include "sgprobe/curluv.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
 #include "http_fixture.h"
+#include "sgprobe/container.h"
 
 /* A self-signed certificate for 127.0.0.1, written as dir/tls.pem and dir/tls.key. */
 static void make_cert(const char *dir)

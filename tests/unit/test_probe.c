@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "../../agent/probe.h"
+#include "sgprobe/container.h"
 
 #define FAKE_DOMAIN ".sgprobe-test.invalid"
 #define FAKE_MULTI  "multi" FAKE_DOMAIN /* 127.0.0.3, .1, .2, .1 again, .4 */
@@ -40,8 +41,6 @@
 #define SLOW_LOOKUP_MS 1500
 
 #define NS_PER_MS UINT64_C(1000000)
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* ---- the fake resolver ---- */
 

@@ -28,11 +28,10 @@
 
 #include "../../collector/publisher.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
 /* Only the scripted server of the fixture is used here, not its collector. */
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "http_fixture.h"
+#include "sgprobe/container.h"
 
 #define T0   "2026-01-01T00:00:00.000Z"
 #define WALL UINT64_C(1767225600000) /* T0 in ms since the epoch */

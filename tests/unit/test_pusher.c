@@ -35,11 +35,10 @@
 #include "sgprobe/jitter.h"
 #include "sgprobe/report.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
 #define T0 "2026-01-01T00:00:00.000Z"
 
 #include "http_fixture.h"
+#include "sgprobe/container.h"
 
 /* ---- the collector's counters ---- */
 
